@@ -13,6 +13,7 @@ Summary figures (share of reviews over max_length, mean length) go to
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -44,6 +45,7 @@ from stages.common import (
 log = logging.getLogger("imdb_sentiment.tokenize")
 
 METRICS_FILE = METRICS_DIR / "tokenize.json"
+TOKENIZE_CONFIG_FILE = TOKENIZED_DIR / "tokenize_config.json"
 Truncation = Literal["head", "tail", "head_tail"]
 
 
@@ -207,6 +209,12 @@ def main() -> None:
         for split, frame in frames.items():
             frame.to_parquet(out_dir / TOKENIZED_FRAME_DIR.name / f"{split}.parquet", index=False)
         datasets.DatasetDict(hf_splits).save_to_disk(str(out_dir / TOKENIZED_HF_DIR.name))
+        # How the ids were cut, so that training can store it beside the model and
+        # prediction can cut new reviews the same way.
+        (out_dir / TOKENIZE_CONFIG_FILE.name).write_text(
+            json.dumps({"model_name": model.name, **config.model_dump()}, indent=2) + "\n",
+            encoding="utf-8",
+        )
     write_json(METRICS_FILE, summary)
     log.info("wrote %s", TOKENIZED_DIR)
 
