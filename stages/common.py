@@ -242,3 +242,19 @@ def classification_metrics(
             log_loss(labels, np.clip(positive_proba, 1e-15, 1 - 1e-15), labels=[0, 1])
         ),
     }
+
+
+def update_params_file(path: Path | str, updates: Mapping[str, Any]) -> None:
+    """Set dotted keys (`tokenize.max_length`) in a params.yaml, keeping its comments,
+    as `dvc exp run -S` does; used by the tests and benchmarks to make variants."""
+    yaml = YAML()
+    path = Path(path)
+    params = yaml.load(path.read_text(encoding="utf-8"))
+    for dotted, value in updates.items():
+        *parents, leaf = dotted.split(".")
+        node = params
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        yaml.dump(params, handle)

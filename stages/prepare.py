@@ -161,6 +161,7 @@ def clean_split(
     bad = ~labels.isin([0, 1])
     if bad.any():
         example = frame["label"][bad].iloc[0]
+        example = example.item() if hasattr(example, "item") else example
         raise StageError(
             f"{split} split: {int(bad.sum())} label(s) outside {{0, 1}}, e.g. {example!r}"
         )

@@ -18,7 +18,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from ruamel.yaml import YAML
+
+from stages.common import update_params_file
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # What a clone of the project holds that the pipeline needs (generated outputs excluded).
@@ -69,6 +70,13 @@ TINY_PARAMS: dict[str, Any] = {
     "tokenize.max_length": 64,
     "tokenize.head_tokens": 16,
     "tokenize.batch_size": 16,
+    # train_distilbert: a tiny model from scratch needs a high learning rate; no warmup.
+    "train.learning_rate": 0.003,
+    "train.per_device_train_batch_size": 8,
+    "train.per_device_eval_batch_size": 16,
+    "train.num_train_epochs": 3,
+    "train.warmup_ratio": 0.0,
+    "train.logging_steps": 2,
 }
 
 # Every subprocess stays offline: the tests must pass on a machine with no network.
@@ -169,16 +177,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def set_params(params_file: Path, updates: Mapping[str, Any]) -> None:
     """Set dotted keys (`tokenize.max_length`) in a params.yaml, keeping its comments."""
-    yaml = YAML()
-    params = yaml.load(params_file.read_text(encoding="utf-8"))
-    for dotted, value in updates.items():
-        *parents, leaf = dotted.split(".")
-        node = params
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    with open(params_file, "w", encoding="utf-8") as handle:
-        yaml.dump(params, handle)
+    update_params_file(params_file, updates)
 
 
 def subprocess_env() -> dict[str, str]:
