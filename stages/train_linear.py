@@ -1,0 +1,104 @@
+"""train_linear: the NB-LR baseline (Wang & Manning 2012's NB-SVM with a logistic loss).
+
+Reads `data/tokenized/frame/{train,validation}.parquet`, turns each review into binary
+word n-gram (and, optionally, character n-gram) presence features, scales each by its
+Naive Bayes log-count ratio fitted on the training split and fits an L2 logistic
+regression on them. It is the baseline that tells a reviewer how much the transformer
+buys. Nothing is chosen on the test split. Writes the fitted pipeline to
+`models/linear/model.skops` and the validation metrics to `metrics/train_linear.json`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field, field_validator
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from stages.classical import (
+    NBLogCountRatio,
+    NgramParams,
+    PresenceVectorizer,
+    presence_vectorizer,
+    train_and_save,
+)
+from stages.common import (
+    METRICS_DIR,
+    MODELS_DIR,
+    load_params,
+    load_section,
+    load_shared,
+    run_stage,
+)
+
+MODEL_DIR = MODELS_DIR / "linear"
+METRICS_FILE = METRICS_DIR / "train_linear.json"
+
+
+class LinearParams(NgramParams):
+    ngram_max: int = Field(3, ge=1, le=5)
+    # Character n-gram lengths [min, max] taken inside words of `text`; null turns them off.
+    char_ngrams: tuple[int, int] | None = None
+    # Laplace smoothing of the NB log-count ratio.
+    nb_alpha: float = Field(1.0, gt=0)
+    # Inverse L2 regularisation strength of the logistic regression.
+    C: float = Field(1.0, gt=0)
+    max_iter: int = Field(1000, ge=1)
+    # 0 is quiet; 1 prints the solver's progress.
+    verbose: int = Field(0, ge=0, le=3)
+
+    @field_validator("char_ngrams")
+    @classmethod
+    def _char_range(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 1 <= value[0] <= value[1] <= 10:
+            raise ValueError("must be [min, max] with 1 <= min <= max <= 10")
+        return value
+
+
+def build_pipeline(config: LinearParams, seed: int) -> Pipeline:
+    """Binary n-gram presence -> NB log-count ratio scaling -> logistic regression."""
+    blocks = [("words", presence_vectorizer(config), config.column)]
+    if config.char_ngrams is not None:
+        chars = PresenceVectorizer(
+            analyzer="char_wb",
+            ngram_range=tuple(config.char_ngrams),
+            min_df=config.min_df,
+            max_df=config.max_df,
+            max_features=config.max_vocabulary,
+            binary=True,
+            dtype=np.float32,
+        )
+        blocks.append(("chars", chars, "text"))
+    return Pipeline(
+        [
+            # One block runs in this process: a worker pool would only copy the reviews.
+            (
+                "features",
+                ColumnTransformer(blocks, n_jobs=config.n_jobs if len(blocks) > 1 else None),
+            ),
+            ("nb", NBLogCountRatio(alpha=config.nb_alpha)),
+            (
+                "logreg",
+                LogisticRegression(
+                    C=config.C,
+                    solver="liblinear",
+                    dual=True,
+                    max_iter=config.max_iter,
+                    random_state=seed,
+                    verbose=config.verbose,
+                ),
+            ),
+        ]
+    )
+
+
+def main() -> None:
+    params = load_params()
+    seed = load_shared(params).seed
+    config = load_section(params, "train_linear", LinearParams)
+    train_and_save(build_pipeline(config, seed), MODEL_DIR, METRICS_FILE, "NB-LR")
+
+
+if __name__ == "__main__":
+    run_stage(main)
