@@ -1,0 +1,430 @@
+"""Tests of the train_distilbert stage on a tiny DistilBERT and synthetic reviews (CPU).
+
+In-process: bad params and push_to_hub without a token stop with one line before anything
+is loaded; every param reaches TrainingArguments; the stage trains, evaluates each epoch on
+validation, logs to DVCLive once per step and saves a model that, reloaded, predicts what
+the metrics say. Subprocesses: two processes (torchrun, gloo) train together; through the
+real `dvc` CLI, a run killed after its first checkpoint resumes and ends byte-identical to
+an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import (
+    PROJECT_ROOT,
+    TINY_PARAMS,
+    dvc,
+    make_project_repo,
+    run,
+    set_params,
+    subprocess_env,
+    write_aclimdb,
+)
+
+from stages import prepare, tokenize
+from stages import train_distilbert as stage
+from stages.common import StageError, run_stage
+
+# 200 synthetic reviews -> 150 train / 50 validation: enough for the tiny model to learn
+# (its loss leaves 0.69 after about 100 steps) in a few seconds.
+N_TRAIN_REVIEWS = 200
+TRAIN_ROWS, VALIDATION_ROWS = 150, 50
+
+
+@pytest.fixture
+def one_thread(monkeypatch: pytest.MonkeyPatch):
+    """One torch thread: the 2 shared cores are faster without oversubscription, and
+    subprocesses get the same setting, so in- and out-of-process runs compare."""
+    import torch
+
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+
+
+@pytest.fixture
+def tokenized_project(in_tmp_project: Path, tiny_model_dir: Path, one_thread: None) -> Path:
+    """A project folder (the cwd) with tiny params and data/tokenized ready."""
+    source = write_aclimdb(in_tmp_project / "raw", n_train=N_TRAIN_REVIEWS, n_test=16)
+    set_params(
+        in_tmp_project / "params.yaml",
+        {"data.source": str(source), "model.name": str(tiny_model_dir), **TINY_PARAMS},
+    )
+    prepare.main()
+    tokenize.main()
+    return in_tmp_project
+
+
+def read_tsv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+# --------------------------------------------------------------------------- params
+
+
+def test_every_param_reaches_training_arguments() -> None:
+    config = stage.TrainParams(
+        output_dir="ckpt",
+        learning_rate=1.5e-5,
+        per_device_train_batch_size=7,
+        per_device_eval_batch_size=33,
+        gradient_accumulation_steps=3,
+        num_train_epochs=2.5,
+        weight_decay=0.02,
+        warmup_ratio=0.06,
+        lr_scheduler_type="cosine",
+        max_grad_norm=0.5,
+        eval_strategy="steps",
+        save_strategy="steps",
+        eval_steps=20,
+        save_steps=40,
+        logging_steps=9,
+        save_total_limit=3,
+        metric_for_best_model="f1",
+    )
+    args = stage.build_training_arguments(config, seed=7)
+    assert args.output_dir == "ckpt"
+    assert args.learning_rate == 1.5e-5
+    assert args.per_device_train_batch_size == 7
+    assert args.per_device_eval_batch_size == 33
+    assert args.gradient_accumulation_steps == 3
+    assert args.num_train_epochs == 2.5
+    assert args.weight_decay == 0.02
+    assert args.warmup_steps == 0.06
+    assert args.lr_scheduler_type.value == "cosine"
+    assert args.max_grad_norm == 0.5
+    assert (args.eval_strategy.value, args.save_strategy.value) == ("steps", "steps")
+    assert (args.eval_steps, args.save_steps, args.logging_steps) == (20, 40, 9)
+    assert args.save_total_limit == 3
+    assert args.load_best_model_at_end is True
+    assert (args.metric_for_best_model, args.greater_is_better) == ("f1", True)
+    assert (args.seed, args.data_seed) == (7, 7)
+    assert (args.bf16, args.fp16) == (False, False)  # auto on a CPU: fp32
+    assert args.push_to_hub is False
+    assert args.report_to == [] or args.report_to == "none" or args.report_to == ["none"]
+
+    loss_config = config.model_copy(update={"metric_for_best_model": "loss"})
+    assert stage.build_training_arguments(loss_config, seed=7).greater_is_better is False
+
+
+def test_mixed_precision_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    assert stage.resolve_mixed_precision("auto") == "no"  # this CPU
+    with pytest.raises(StageError, match="train.mixed_precision = 'bf16' needs a CUDA GPU"):
+        stage.resolve_mixed_precision("bf16")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert stage.resolve_mixed_precision("auto") == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert stage.resolve_mixed_precision("auto") == "fp16"
+    assert stage.resolve_mixed_precision("no") == "no"
+
+
+@pytest.mark.parametrize(
+    ("updates", "message"),
+    [
+        ({"train.learning_rate": -1}, "params.yaml: train.learning_rate = -1: "),
+        ({"train.warmup_ratio": 1.5}, "params.yaml: train.warmup_ratio = 1.5: "),
+        ({"train.mixed_precision": "fp8"}, "params.yaml: train.mixed_precision = 'fp8': "),
+        ({"train.num_processes": 0}, "params.yaml: train.num_processes = 0: "),
+        ({"train.batch_size": 8}, "params.yaml: unknown key train.batch_size"),
+        # Choosing the best epoch needs an evaluation at every save.
+        (
+            {"train.eval_strategy": "epoch", "train.save_strategy": "steps"},
+            "params.yaml: train: ",
+        ),
+    ],
+)
+def test_bad_params_fail_with_one_line(
+    in_tmp_project: Path, capsys: pytest.CaptureFixture[str], updates: dict, message: str
+) -> None:
+    # No data and no model exist here: the stage must stop on the params alone.
+    set_params(in_tmp_project / "params.yaml", updates)
+    with pytest.raises(SystemExit) as exited:
+        run_stage(stage.main)
+    assert exited.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith(f"error: {message}"), lines
+    assert "Traceback" not in "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("updates", "message"),
+    [
+        (
+            {"train.push_to_hub": True, "train.hub_model_id": "someone/imdb"},
+            "no Hugging Face token was found: set HF_TOKEN",
+        ),
+        ({"train.push_to_hub": True}, "train.hub_model_id is not set"),
+    ],
+)
+def test_push_to_hub_without_token_or_repo_fails_fast(
+    in_tmp_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    updates: dict,
+    message: str,
+) -> None:
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    # No token stored by `hf auth login` either.
+    monkeypatch.setenv("HF_HOME", str(in_tmp_project / "hf-home"))
+    monkeypatch.setenv("HF_TOKEN_PATH", str(in_tmp_project / "hf-home" / "token"))
+    set_params(in_tmp_project / "params.yaml", updates)
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exited:
+        run_stage(stage.main)
+    assert exited.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: params.yaml: train.push_to_hub is true"), err
+    assert message in err[-1]
+    assert time.monotonic() - started < 10  # before any data or model was loaded
+    assert not (in_tmp_project / "checkpoints").exists()
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def make_checkpoint(folder: Path, step: int, complete: bool = True) -> Path:
+    checkpoint = folder / f"checkpoint-{step}"
+    checkpoint.mkdir(parents=True)
+    for name in stage.CHECKPOINT_FILES[:-1] if not complete else stage.CHECKPOINT_FILES:
+        (checkpoint / name).write_text("x")
+    return checkpoint
+
+
+def test_resume_takes_the_last_complete_checkpoint_of_the_same_run(tmp_path: Path) -> None:
+    folder = tmp_path / "checkpoints"
+    assert stage.prepare_checkpoints(folder, "run-a", is_main=True) is None
+    make_checkpoint(folder, 10)
+    make_checkpoint(folder, 20)
+    make_checkpoint(folder, 30, complete=False)  # killed while it was being written
+    assert stage.prepare_checkpoints(folder, "run-a", is_main=True) == folder / "checkpoint-20"
+    # Another process of the same run reads the same answer and changes nothing.
+    assert stage.prepare_checkpoints(folder, "run-a", is_main=False) == folder / "checkpoint-20"
+
+
+def test_checkpoints_of_other_params_are_discarded(tmp_path: Path) -> None:
+    folder = tmp_path / "checkpoints"
+    stage.prepare_checkpoints(folder, "run-a", is_main=True)
+    make_checkpoint(folder, 10)
+    assert stage.prepare_checkpoints(folder, "run-b", is_main=True) is None
+    assert not (folder / "checkpoint-10").exists()
+    stored = json.loads((folder / stage.FINGERPRINT_FILE).read_text())
+    assert stored == {"fingerprint": "run-b"}
+
+
+def test_fingerprint_follows_params_and_data(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.arrow").write_bytes(b"abc")
+    config = stage.TrainParams()
+    base = stage.run_fingerprint(config, 42, "hub/model", data, world_size=1)
+    assert base == stage.run_fingerprint(config, 42, "hub/model", data, world_size=1)
+    other_lr = config.model_copy(update={"learning_rate": 1e-5})
+    assert stage.run_fingerprint(other_lr, 42, "hub/model", data, 1) != base
+    assert stage.run_fingerprint(config, 43, "hub/model", data, 1) != base
+    assert stage.run_fingerprint(config, 42, "hub/model", data, 2) != base
+    (data / "train.arrow").write_bytes(b"abd")
+    assert stage.run_fingerprint(config, 42, "hub/model", data, 1) != base
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_trains_evaluates_each_epoch_saves_and_reloads(tokenized_project: Path) -> None:
+    import datasets
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    # A param changed in params.yaml must show in the run: the learning rate logged at
+    # step 4 follows the linear decay from it (no warmup), the step count the batch size.
+    learning_rate, batch_size, epochs = 0.0021, 8, TINY_PARAMS["train.num_train_epochs"]
+    set_params(tokenized_project / "params.yaml", {"train.learning_rate": learning_rate})
+    stage.main()
+
+    steps_per_epoch = -(-TRAIN_ROWS // batch_size)
+    total_steps = steps_per_epoch * epochs
+    metrics = json.loads((tokenized_project / stage.METRICS_FILE).read_text())
+    assert metrics["global_step"] == total_steps
+    assert set(metrics["validation"]) == {"accuracy", "precision", "recall", "f1", "loss"}
+    assert metrics["validation"]["accuracy"] >= 0.7  # it learned (chance is 0.5)
+    assert not any(stage.TIMING_KEY.search(key) for key in metrics)
+
+    # DVCLive: one row per logged step (never twice), validation once per epoch.
+    live = tokenized_project / stage.LIVE_DIR / "plots" / "metrics"
+    lr_rows = read_tsv(live / "train" / "learning_rate.tsv")
+    assert lr_rows[0]["step"] == "4"
+    # The rate logged at a step is the one its update used: 3 decay steps in.
+    expected_lr = learning_rate * (1 - 3 / total_steps)
+    assert float(lr_rows[0]["learning_rate"]) == pytest.approx(expected_lr, rel=1e-6)
+    # Every logging_steps (4), and at every checkpoint (epoch end) so that a resumed run's
+    # loss means cover the same steps.
+    loss_steps = [int(row["step"]) for row in read_tsv(live / "train" / "loss.tsv")]
+    epoch_ends = range(steps_per_epoch, total_steps + 1, steps_per_epoch)
+    assert loss_steps == sorted({*range(4, total_steps + 1, 4), *epoch_ends})
+    accuracy_rows = read_tsv(live / "eval" / "accuracy.tsv")
+    assert [int(row["step"]) for row in accuracy_rows] == list(epoch_ends)
+    assert max(float(row["accuracy"]) for row in accuracy_rows) == pytest.approx(
+        metrics["validation"]["accuracy"]
+    )
+    logged = {path.stem for path in live.rglob("*.tsv")}
+    assert not any(stage.TIMING_KEY.search(name) for name in logged), logged
+    assert not (tokenized_project / stage.LIVE_DIR / "dvc.yaml").exists()
+
+    # The saved model, tokenizer, tokenize config and card; checkpoints are gone.
+    model_dir = tokenized_project / stage.MODEL_DIR
+    assert (model_dir / "model.safetensors").exists()
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["id2label"] == {"0": "NEGATIVE", "1": "POSITIVE"}
+    assert (model_dir / "tokenize_config.json").read_text() == (
+        tokenized_project / "data/tokenized/tokenize_config.json"
+    ).read_text()
+    card = (model_dir / "README.md").read_text()
+    assert f"| accuracy | {metrics['validation']['accuracy']:.4f} |" in card
+    assert '"learning_rate": 0.0021' in card
+    assert not (tokenized_project / "checkpoints" / "distilbert").exists()
+
+    # Reloaded, the model predicts what the metrics say, on the validation split.
+    validation = datasets.load_from_disk("data/tokenized/hf")["validation"]
+    assert len(validation) == VALIDATION_ROWS
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    batch = tokenizer.pad({"input_ids": validation["input_ids"]}, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch).logits
+    labels = np.asarray(validation["label"])
+    accuracy = float((logits.argmax(-1).numpy() == labels).mean())
+    assert accuracy == metrics["validation"]["accuracy"]
+    loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels)).item()
+    assert loss == pytest.approx(metrics["validation"]["loss"], abs=1e-4)
+
+
+def test_model_name_must_match_the_tokenized_data(tokenized_project: Path) -> None:
+    set_params(tokenized_project / "params.yaml", {"model.name": "distilbert/other"})
+    with pytest.raises(StageError, match="data/tokenized was made with the tokenizer of"):
+        stage.main()
+
+
+@pytest.mark.e2e
+def test_two_processes_train_together(tokenized_project: Path) -> None:
+    """train.num_processes: 2 relaunches the stage under torchrun; on CPU the processes
+    use the gloo backend, split every batch between them and only one writes."""
+    set_params(tokenized_project / "params.yaml", {"train.num_processes": 2})
+    env = dict(subprocess_env(), PYTHONPATH=str(PROJECT_ROOT), OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.train_distilbert"],
+        cwd=tokenized_project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "process 1 of 2" in result.stderr and "process 2 of 2" in result.stderr
+    metrics = json.loads((tokenized_project / stage.METRICS_FILE).read_text())
+    # 150 reviews in global batches of 2 x 8: 10 steps per epoch, not 19.
+    assert metrics["global_step"] == 10 * TINY_PARAMS["train.num_train_epochs"]
+    assert (tokenized_project / stage.MODEL_DIR / "model.safetensors").exists()
+    assert not list(tokenized_project.glob("models/.distilbert.tmp-*"))
+
+
+# --------------------------------------------------------------------------- dvc e2e
+
+
+def stage_outs_md5(repo: Path) -> dict[str, str]:
+    from ruamel.yaml import YAML
+
+    lock = YAML(typ="safe", pure=True).load((repo / "dvc.lock").read_text())
+    return {out["path"]: out["md5"] for out in lock["stages"]["train_distilbert"]["outs"]}
+
+
+def stage_process(parent: subprocess.Popen) -> object | None:
+    """The python process running the stage under `dvc repro` (a child of dvc)."""
+    import psutil
+
+    try:
+        children = psutil.Process(parent.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return None
+    for child in children:
+        try:
+            if "stages.train_distilbert" in " ".join(child.cmdline()):
+                return child
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+@pytest.mark.e2e
+def test_killed_run_resumes_to_the_same_result(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    source = write_aclimdb(tmp_path / "source", n_train=N_TRAIN_REVIEWS, n_test=16)
+    # 4 epochs of 19 steps: time to kill it after the first checkpoint, and quicker.
+    repo = make_project_repo(
+        tmp_path / "repo", source, tiny_model_dir, **{"train.num_train_epochs": 4}
+    )
+
+    # An uninterrupted run through dvc.
+    dvc(repo, "repro", "train_distilbert")
+    first_md5 = stage_outs_md5(repo)
+    first_metrics = (repo / "metrics/train_distilbert.json").read_text()
+    assert not (repo / "checkpoints/distilbert").exists()
+    plots = json.loads(dvc(repo, "plots", "show", "--json").stdout)
+    plotted = json.dumps(plots)
+    for curve in ("train/loss.tsv", "train/learning_rate.tsv", "eval/accuracy.tsv"):
+        assert f"dvclive/train_distilbert/plots/metrics/{curve}" in plotted, curve
+    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    assert "metrics/train_distilbert.json" in json.dumps(shown)
+
+    # The same run, killed (SIGKILL) once its first checkpoint is complete.
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", "-f", "-s", "train_distilbert"],
+        cwd=repo,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not list(repo.glob("checkpoints/distilbert/checkpoint-*/trainer_state.json")):
+            assert killed.poll() is None, "the run ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 240 s"
+            time.sleep(0.02)
+        process = stage_process(killed)
+        assert process is not None, "the stage process was not found"
+        os.kill(process.pid, signal.SIGKILL)
+        assert killed.wait(timeout=60) != 0
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+    assert not (repo / "metrics/train_distilbert.json").exists()
+    assert list(repo.glob("checkpoints/distilbert/checkpoint-*"))
+
+    # A plain `dvc repro` resumes from the checkpoint and ends where the first run did.
+    resumed = dvc(repo, "repro", "train_distilbert")
+    assert "resuming from checkpoints/distilbert/checkpoint-" in resumed.stdout + resumed.stderr
+    assert (repo / "metrics/train_distilbert.json").read_text() == first_metrics
+    assert stage_outs_md5(repo) == first_md5  # model, metrics and DVCLive files
+    assert not (repo / "checkpoints/distilbert").exists()
+    status = run([sys.executable, "-m", "dvc", "status", "train_distilbert"], cwd=repo)
+    assert "changed" not in status.stdout
