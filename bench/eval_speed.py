@@ -1,0 +1,203 @@
+"""Evaluation speed of the transformer: the reference's way against the project's way.
+
+The same model scores the same real test reviews from `../shared/data/imdb` (cleaned as
+`prepare` does, tokenized and cut by `stages.tokenize` with the tokenizer of
+`../shared/models/all-MiniLM-L6-v2`, which has DistilBERT's vocabulary) twice in one run.
+The model is the pretrained stand-in (the MiniLM encoder from ../shared with a seeded,
+randomly initialised two-label head): its predictions vary from review to review, so
+"same predictions" means something, and it runs a 1,000-review benchmark in minutes on
+two cores. `--model distilbert-base` uses a randomly initialised DistilBERT-base
+(`DistilBertConfig()` defaults) instead: about four times slower, and its random weights
+give every review the same label.
+
+- reference: `Trainer.predict` as the HF text-classification recipe evaluates: eval batch
+  16, the reviews in random order, fp32, `DataCollatorWithPadding` (pad to the longest in
+  each batch);
+- project: `stages.inference.predict_logits` (length-sorted batches, dynamic padding,
+  `torch.inference_mode`, `evaluate.batch_size` reviews a batch, the last layer computing
+  only the [CLS] position the head reads).
+
+Prints both reviews/s and their ratio, whether the predicted labels (argmax) are the same,
+and as its last line one JSON object: reference_reviews_per_s, project_reviews_per_s,
+ratio, same_predictions.
+
+    .venv/bin/python bench/eval_speed.py [--reviews 1000] [--batch-size 64]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# bench/tokenize.py is named like the standard library's `tokenize`, which `logging` and
+# others import: take this folder off the import path before importing anything else.
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from stages.common import ID2LABEL, LABEL2ID, seed_everything  # noqa: E402
+from stages.evaluate import EvaluateParams  # noqa: E402
+from stages.inference import pick_device, predict_logits  # noqa: E402
+from stages.prepare import clean_text  # noqa: E402
+from stages.tokenize import TokenizeParams, load_tokenizer, tokenize_split  # noqa: E402
+
+SHARED = REPO.parent / "shared"
+TEST_FILE = SHARED / "data" / "imdb" / "test.parquet"
+TOKENIZER_DIR = SHARED / "models" / "all-MiniLM-L6-v2"
+REFERENCE_EVAL_BATCH = 16
+SEED = 42
+
+
+def load_reviews(n: int) -> pd.DataFrame:
+    """`n` test reviews drawn at random (seeded), in that random order, cleaned as prepare does."""
+    if not TEST_FILE.exists():
+        sys.exit(f"error: {TEST_FILE} not found: the benchmark needs ../shared/data/imdb")
+    frame = pd.read_parquet(TEST_FILE, columns=["text", "label"])
+    frame = frame.sample(n=n, random_state=SEED).reset_index(drop=True)
+    frame["text"] = [
+        clean_text(text, clean_html=True, normalize_whitespace=True) for text in frame["text"]
+    ]
+    return frame
+
+
+def reference_predict(
+    model, tokenizer, input_ids: list[list[int]], labels: list[int]
+) -> np.ndarray:
+    """Logits from `Trainer.predict` with the recipe's eval settings."""
+    import datasets
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    dataset = datasets.Dataset.from_dict({"input_ids": input_ids, "label": labels})
+    with tempfile.TemporaryDirectory() as out_dir:
+        args = TrainingArguments(
+            output_dir=out_dir,
+            per_device_eval_batch_size=REFERENCE_EVAL_BATCH,
+            report_to="none",
+            disable_tqdm=True,
+            use_cpu=pick_device("auto").type != "cuda",
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            processing_class=tokenizer,
+            data_collator=DataCollatorWithPadding(tokenizer),
+        )
+        return np.asarray(trainer.predict(dataset).predictions, dtype=np.float32)
+
+
+def load_model(kind: str, vocab_size: int):
+    """The model both ways score with, its random parts seeded."""
+    from transformers import (
+        AutoModelForSequenceClassification,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+    )
+
+    seed_everything(SEED)
+    if kind == "minilm":
+        return AutoModelForSequenceClassification.from_pretrained(
+            TOKENIZER_DIR, num_labels=2, id2label=ID2LABEL, label2id=LABEL2ID
+        ).eval()
+    config = DistilBertConfig(
+        vocab_size=vocab_size, num_labels=2, id2label=ID2LABEL, label2id=LABEL2ID
+    )
+    return DistilBertForSequenceClassification(config).eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reviews", type=int, default=1000)
+    parser.add_argument("--model", choices=["minilm", "distilbert-base"], default="minilm")
+    parser.add_argument(
+        "--batch-size", type=int, default=EvaluateParams().batch_size, help="project's batch"
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    import torch
+
+    reviews = load_reviews(args.reviews)
+    tokenizer = load_tokenizer(str(TOKENIZER_DIR))
+    config = TokenizeParams()  # the project's defaults: 512 tokens, head_tail 128
+    encoded = tokenize_split(reviews["text"].tolist(), tokenizer, config, desc="tokenize")
+    input_ids = encoded["input_ids"]
+    lengths = np.array([len(ids) for ids in input_ids])
+    print(
+        f"{len(input_ids)} reviews, {lengths.mean():.0f} tokens on average "
+        f"(max {lengths.max()}), torch threads {torch.get_num_threads()}",
+        flush=True,
+    )
+
+    model = load_model(args.model, tokenizer.vocab_size)
+    device = pick_device("auto")
+
+    # Warm both paths up on a few reviews, so neither pays for first-call set-up.
+    predict_logits(model, input_ids[:8], pad_token_id=tokenizer.pad_token_id, device=device)
+    reference_predict(model, tokenizer, input_ids[:8], reviews["label"].tolist()[:8])
+
+    # Wall-clock time is what the figures use; the process's CPU time is printed beside it
+    # as a check that is less sensitive to other work on a shared machine.
+    start, start_cpu = time.perf_counter(), time.process_time()
+    reference_logits = reference_predict(model, tokenizer, input_ids, reviews["label"].tolist())
+    reference_s = time.perf_counter() - start
+    reference_cpu_s = time.process_time() - start_cpu
+    reference_rate = len(input_ids) / reference_s
+    print(
+        f"reference: {reference_s:.1f} s ({reference_cpu_s:.1f} CPU s), "
+        f"{reference_rate:.2f} reviews/s",
+        flush=True,
+    )
+
+    start, start_cpu = time.perf_counter(), time.process_time()
+    project_logits = predict_logits(
+        model,
+        input_ids,
+        pad_token_id=tokenizer.pad_token_id,
+        batch_size=args.batch_size,
+        device=device,
+        desc="project",
+    )
+    project_s = time.perf_counter() - start
+    project_cpu_s = time.process_time() - start_cpu
+    project_rate = len(input_ids) / project_s
+    print(
+        f"project:   {project_s:.1f} s ({project_cpu_s:.1f} CPU s), "
+        f"{project_rate:.2f} reviews/s; CPU-time ratio {reference_cpu_s / project_cpu_s:.2f}",
+        flush=True,
+    )
+
+    reference_labels = reference_logits.argmax(axis=1)
+    project_labels = project_logits.argmax(axis=1)
+    same = bool(np.array_equal(reference_labels, project_labels))
+    ratio = project_rate / reference_rate
+    print(
+        f"ratio {ratio:.2f}x; same argmax labels: {same} "
+        f"({int((reference_labels != project_labels).sum())} differ; "
+        f"{int(project_labels.sum())} of {len(project_labels)} predicted positive; "
+        f"max |logit difference| {np.abs(reference_logits - project_logits).max():.2e})"
+    )
+    print(
+        json.dumps(
+            {
+                "reference_reviews_per_s": round(reference_rate, 3),
+                "project_reviews_per_s": round(project_rate, 3),
+                "ratio": round(ratio, 3),
+                "same_predictions": same,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

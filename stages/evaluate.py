@@ -1,0 +1,316 @@
+"""evaluate: score every trained model once on the test split.
+
+Reads the test split (`data/tokenized/frame/test.parquet` for the classical models,
+`data/tokenized/hf` for DistilBERT, whose ids were cut as in training) and the three models,
+and writes:
+- `metrics/evaluate.json`: per model, accuracy, precision, recall, F1, ROC AUC, log loss
+  (for DistilBERT the mean cross-entropy, the reference's eval loss), runtime_s and
+  reviews_per_s (scoring only, loading excluded) and size_mb (the model folder on disk);
+- `plots/evaluate/{model}/`: the data of the plots declared in dvc.yaml: confusion.csv
+  (one row per test review: actual, predicted), roc.csv and precision_recall.csv
+  (downsampled to `evaluate.curve_points`), accuracy_by_length.csv (per bucket of
+  `n_tokens`);
+- `metrics/errors.md`: the most confidently wrong test reviews of each model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, field_validator
+
+from stages.common import (
+    ID2LABEL,
+    METRICS_DIR,
+    MODELS_DIR,
+    TOKENIZED_FRAME_DIR,
+    TOKENIZED_HF_DIR,
+    Params,
+    StageError,
+    atomic_path,
+    classification_metrics,
+    load_params,
+    load_section,
+    run_stage,
+    write_json,
+)
+from stages.inference import pick_device, positive_proba, predict_logits
+
+log = logging.getLogger("imdb_sentiment.evaluate")
+
+CLASSICAL_MODELS = ("rf", "linear")
+TRANSFORMER_MODEL = "distilbert"
+MODEL_NAMES = (*CLASSICAL_MODELS, TRANSFORMER_MODEL)
+METRICS_FILE = METRICS_DIR / "evaluate.json"
+ERRORS_FILE = METRICS_DIR / "errors.md"
+PLOTS_DIR = Path("plots/evaluate")
+# Short class names in the confusion data: 25k rows per model stay small in Git.
+SHORT_LABELS = {0: "neg", 1: "pos"}
+
+
+class EvaluateParams(Params):
+    # DistilBERT reviews per batch: the largest that fits (halved on out-of-memory).
+    batch_size: int = Field(64, ge=1)
+    # bf16 autocast on a GPU that supports it (never on a CPU).
+    bf16: bool = True
+    # auto (the GPU when there is one), cpu, cuda, cuda:1, ...
+    device: str = Field("auto", min_length=1)
+    # Points kept of the ROC and precision-recall curves.
+    curve_points: int = Field(200, ge=10, le=10000)
+    # Upper edges (exclusive, in whole-review tokens) of the review-length buckets.
+    length_buckets: list[int] = Field(default_factory=lambda: [128, 256, 512, 1024])
+    # Most confidently wrong reviews listed per model, and characters kept of each.
+    n_errors: int = Field(10, ge=0, le=1000)
+    error_chars: int = Field(300, ge=20)
+
+    @field_validator("length_buckets")
+    @classmethod
+    def _increasing(cls, edges: list[int]) -> list[int]:
+        if (
+            not edges
+            or edges[0] <= 0
+            or any(b <= a for a, b in zip(edges, edges[1:], strict=False))
+        ):
+            raise ValueError("must be positive and strictly increasing")
+        return edges
+
+
+def model_size_mb(model_dir: Path) -> float:
+    """Size on disk of every file in `model_dir`, in MB (10^6 bytes)."""
+    total = sum(path.stat().st_size for path in model_dir.rglob("*") if path.is_file())
+    return round(total / 1e6, 3)
+
+
+def read_test_frame() -> pd.DataFrame:
+    path = TOKENIZED_FRAME_DIR / "test.parquet"
+    if not path.exists():
+        raise StageError(f"{path} is missing: run `dvc repro tokenize` first")
+    frame = pd.read_parquet(path, columns=["text", "label", "tokens", "n_tokens"])
+    if frame.empty:
+        raise StageError(f"{path} holds no reviews")
+    return frame
+
+
+def score_classical(name: str, frame: pd.DataFrame) -> tuple[np.ndarray, float]:
+    """P(positive) of the test reviews by models/{name}, and the seconds scoring took."""
+    from stages.classical import load_classical_model
+    from stages.classical import positive_proba as classical_proba
+
+    pipeline = load_classical_model(MODELS_DIR / name)
+    start = time.perf_counter()
+    proba = classical_proba(pipeline, frame)
+    return np.asarray(proba, dtype=np.float64), time.perf_counter() - start
+
+
+def score_transformer(
+    config: EvaluateParams, expected_labels: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """P(positive) of the test reviews by models/distilbert, and the seconds scoring took."""
+    import datasets
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model_dir = MODELS_DIR / TRANSFORMER_MODEL
+    if not (model_dir / "config.json").exists():
+        raise StageError(f"{model_dir} holds no saved model: run `dvc repro train_distilbert`")
+    hf_dir = TOKENIZED_HF_DIR
+    if not hf_dir.exists():
+        raise StageError(f"{hf_dir} is missing: run `dvc repro tokenize` first")
+    test = datasets.load_from_disk(str(hf_dir))["test"]
+    if not np.array_equal(np.asarray(test["label"]), expected_labels):
+        raise StageError(f"{hf_dir} and {TOKENIZED_FRAME_DIR} hold different test splits")
+    device = pick_device(config.device)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    input_ids = test["input_ids"]
+    start = time.perf_counter()
+    logits = predict_logits(
+        model,
+        input_ids,
+        pad_token_id=tokenizer.pad_token_id,
+        batch_size=config.batch_size,
+        device=device,
+        bf16=config.bf16,
+        desc="distilbert",
+    )
+    return positive_proba(logits), time.perf_counter() - start
+
+
+def downsample(frame: pd.DataFrame, points: int) -> pd.DataFrame:
+    """At most `points` rows of a curve, evenly spaced, the first and last kept."""
+    if len(frame) <= points:
+        return frame
+    keep = np.unique(np.linspace(0, len(frame) - 1, points).round().astype(int))
+    return frame.iloc[keep]
+
+
+def curve_frames(
+    labels: np.ndarray, proba: np.ndarray, points: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ROC (fpr, tpr, threshold) and precision-recall (recall, precision, threshold) curves."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    if len(np.unique(labels)) < 2:
+        empty_roc = pd.DataFrame(columns=["fpr", "tpr", "threshold"])
+        return empty_roc, pd.DataFrame(columns=["recall", "precision", "threshold"])
+    fpr, tpr, roc_thresholds = roc_curve(labels, proba)
+    # roc_curve's first threshold is +inf (no review called positive): keep it finite.
+    roc = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": np.minimum(roc_thresholds, 1.0)})
+    precision, recall, pr_thresholds = precision_recall_curve(labels, proba)
+    # The last point (recall 0, precision 1) has no threshold.
+    pr = pd.DataFrame(
+        {"recall": recall, "precision": precision, "threshold": np.append(pr_thresholds, 1.0)}
+    )
+    # Ordered by recall so that the line is drawn left to right.
+    pr = pr.iloc[::-1].reset_index(drop=True)
+    return downsample(roc, points).round(6), downsample(pr, points).round(6)
+
+
+def length_bucket_names(edges: list[int]) -> list[str]:
+    starts = [0, *edges]
+    names = [f"{start}-{end - 1}" for start, end in zip(starts, edges, strict=False)]
+    return [*names, f"{edges[-1]}+"]
+
+
+def accuracy_by_length(
+    labels: np.ndarray, predicted: np.ndarray, n_tokens: np.ndarray, edges: list[int]
+) -> pd.DataFrame:
+    """Accuracy per bucket of whole-review length (tokens); empty buckets are left out."""
+    bucket = np.searchsorted(np.asarray(edges), n_tokens, side="right")
+    names = length_bucket_names(edges)
+    rows = []
+    for index, name in enumerate(names):
+        in_bucket = bucket == index
+        if in_bucket.any():
+            rows.append(
+                {
+                    "bucket": name,
+                    "min_tokens": ([0, *edges])[index],
+                    "reviews": int(in_bucket.sum()),
+                    "accuracy": round(float((labels[in_bucket] == predicted[in_bucket]).mean()), 6),
+                }
+            )
+    return pd.DataFrame(rows, columns=["bucket", "min_tokens", "reviews", "accuracy"])
+
+
+def confident_errors(
+    frame: pd.DataFrame, proba: np.ndarray, n_errors: int, chars: int
+) -> list[dict[str, Any]]:
+    """The `n_errors` wrong predictions made with the highest confidence, most confident
+    first (ties in input order)."""
+    labels = frame["label"].to_numpy()
+    predicted = (proba >= 0.5).astype(labels.dtype)
+    confidence = np.maximum(proba, 1 - proba)
+    wrong = np.flatnonzero(predicted != labels)
+    order = wrong[np.argsort(-confidence[wrong], kind="stable")][:n_errors]
+    return [
+        {
+            "label": ID2LABEL[int(labels[i])],
+            "p_positive": round(float(proba[i]), 4),
+            "n_tokens": int(frame["n_tokens"].iloc[i]),
+            "text": shorten(frame["text"].iloc[i], chars),
+        }
+        for i in order
+    ]
+
+
+def shorten(text: str, chars: int) -> str:
+    """One line of at most `chars` characters: the start of the review, then `…`."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= chars else text[: chars - 1].rstrip() + "…"
+
+
+def errors_markdown(errors: dict[str, list[dict[str, Any]]], n_test: int) -> str:
+    lines = [
+        "# Most confidently wrong test reviews",
+        "",
+        f"Per model, the test reviews (of {n_test}) it got wrong with the highest confidence.",
+        "`label` is the true label; `P(positive)` is the model's score.",
+    ]
+    for name, rows in errors.items():
+        lines += ["", f"## {name}", ""]
+        if not rows:
+            lines.append("No wrong predictions.")
+            continue
+        lines += [
+            "| # | label | P(positive) | tokens | review |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for rank, row in enumerate(rows, 1):
+            text = row["text"].replace("\\", "\\\\").replace("|", "\\|")
+            lines.append(
+                f"| {rank} | {row['label']} | {row['p_positive']:.4f} | {row['n_tokens']} "
+                f"| {text} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_plot_data(
+    out_dir: Path, frame: pd.DataFrame, proba: np.ndarray, config: EvaluateParams
+) -> None:
+    labels = frame["label"].to_numpy()
+    predicted = (proba >= 0.5).astype(labels.dtype)
+    out_dir.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "actual": [SHORT_LABELS[int(v)] for v in labels],
+            "predicted": [SHORT_LABELS[int(v)] for v in predicted],
+        }
+    ).to_csv(out_dir / "confusion.csv", index=False)
+    roc, pr = curve_frames(labels, proba, config.curve_points)
+    roc.to_csv(out_dir / "roc.csv", index=False)
+    pr.to_csv(out_dir / "precision_recall.csv", index=False)
+    accuracy_by_length(
+        labels, predicted, frame["n_tokens"].to_numpy(), config.length_buckets
+    ).to_csv(out_dir / "accuracy_by_length.csv", index=False)
+
+
+def main() -> None:
+    config = load_section(load_params(), "evaluate", EvaluateParams)
+    frame = read_test_frame()
+    labels = frame["label"].to_numpy()
+    log.info("scoring %d test reviews with %s", len(frame), ", ".join(MODEL_NAMES))
+
+    scores: dict[str, np.ndarray] = {}
+    metrics: dict[str, dict[str, Any]] = {}
+    for name in MODEL_NAMES:
+        model_dir = MODELS_DIR / name
+        if not model_dir.is_dir():
+            raise StageError(f"{model_dir} is missing: run `dvc repro` to train it first")
+        if name == TRANSFORMER_MODEL:
+            proba, seconds = score_transformer(config, labels)
+        else:
+            proba, seconds = score_classical(name, frame)
+        if proba.shape != labels.shape or not np.isfinite(proba).all():
+            raise StageError(f"{model_dir}: scores of shape {proba.shape}, some not finite")
+        scores[name] = proba
+        metrics[name] = {
+            **classification_metrics(labels, proba),
+            # Timing: varies from run to run and machine to machine.
+            "runtime_s": round(seconds, 3),
+            "reviews_per_s": round(len(labels) / max(seconds, 1e-9), 1),
+            "size_mb": model_size_mb(model_dir),
+        }
+        log.info("%s: %s", name, json.dumps(metrics[name]))
+
+    with atomic_path(PLOTS_DIR) as plots_dir:
+        plots_dir.mkdir(parents=True)
+        for name, proba in scores.items():
+            write_plot_data(plots_dir / name, frame, proba, config)
+    errors = {
+        name: confident_errors(frame, proba, config.n_errors, config.error_chars)
+        for name, proba in scores.items()
+    }
+    with atomic_path(ERRORS_FILE) as tmp:
+        tmp.write_text(errors_markdown(errors, len(frame)), encoding="utf-8")
+    write_json(METRICS_FILE, metrics)
+    log.info("wrote %s, %s and %s", METRICS_FILE, PLOTS_DIR, ERRORS_FILE)
+
+
+if __name__ == "__main__":
+    run_stage(main)

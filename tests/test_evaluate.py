@@ -1,0 +1,372 @@
+"""evaluate and the fast inference it shares with predict: unit tests on a tiny workspace
+(built once per module), and one end-to-end test of the whole `dvc repro`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import PROJECT_ROOT, dvc, run, set_params
+from evaluate_workspace import build_workspace, chdir
+
+from stages import evaluate
+from stages.common import StageError
+from stages.inference import (
+    first_position_last_layer,
+    length_sorted_batches,
+    pad_batch,
+    positive_proba,
+    predict_logits,
+)
+
+METRIC_KEYS = {
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "log_loss",
+    "runtime_s",
+    "reviews_per_s",
+    "size_mb",
+}
+PLOT_TITLES = (
+    "RandomForest: confusion matrix (test)",
+    "Linear (NB-LR): confusion matrix (test)",
+    "DistilBERT: confusion matrix (test)",
+    "ROC curve (test)",
+    "Precision-recall curve (test)",
+    "Accuracy by review length (test)",
+)
+PLOT_FILES = ("confusion.csv", "roc.csv", "precision_recall.csv", "accuracy_by_length.csv")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    return build_workspace(tmp_path_factory.mktemp("evaluate") / "project", tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def evaluated(workspace: Path) -> Path:
+    with chdir(workspace):
+        evaluate.main()
+    return workspace
+
+
+# --- fast inference -------------------------------------------------------------------
+
+
+def test_length_sorted_batches_cover_every_input_longest_first() -> None:
+    lengths = [3, 9, 1, 9, 5, 7, 2]
+    batches = length_sorted_batches(lengths, batch_size=3)
+    assert [len(b) for b in batches] == [3, 3, 1]
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))
+    # Longest first, and equal lengths (the two 9s) keep their input order.
+    assert flat.tolist()[:2] == [1, 3]
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+
+
+def test_pad_batch_pads_to_the_longest_with_a_mask() -> None:
+    ids, mask = pad_batch([[5, 6, 7], [8]], pad_token_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def _random_inputs(n: int, vocab: int, seed: int = 0) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    # [CLS]=2 ... [SEP]=3 around a body of random length, like the tokenized split.
+    return [[2, *rng.integers(5, vocab, rng.integers(1, 40)).tolist(), 3] for _ in range(n)]
+
+
+def test_predict_logits_keep_input_order_and_match_one_review_at_a_time(
+    workspace: Path,
+) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(workspace / "models/distilbert")
+    inputs = _random_inputs(23, model.config.vocab_size)
+    batched = predict_logits(model, inputs, pad_token_id=0, batch_size=8)
+    one_by_one = np.vstack(
+        [predict_logits(model, [ids], pad_token_id=0, batch_size=1) for ids in inputs]
+    )
+    assert batched.shape == (23, 2) and batched.dtype == np.float32
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+    # Shuffling the inputs shuffles the outputs the same way.
+    perm = np.random.default_rng(1).permutation(len(inputs))
+    shuffled = predict_logits(model, [inputs[i] for i in perm], pad_token_id=0, batch_size=8)
+    np.testing.assert_allclose(shuffled, batched[perm], atol=1e-5)
+    proba = positive_proba(batched)
+    assert ((proba > 0) & (proba < 1)).all()
+
+
+def test_the_last_layer_computing_only_cls_gives_the_full_models_logits(
+    workspace: Path,
+) -> None:
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+        BertConfig,
+    )
+
+    model = AutoModelForSequenceClassification.from_pretrained(workspace / "models/distilbert")
+    inputs = _random_inputs(12, model.config.vocab_size)
+    ids, mask = pad_batch(inputs, pad_token_id=0)
+    with torch.inference_mode():
+        full = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+    last = model.distilbert.transformer.layer[-1]
+    with first_position_last_layer(model) as applied:
+        assert applied and "forward" in vars(last)
+        got = predict_logits(model, inputs, pad_token_id=0, batch_size=5)
+    assert "forward" not in vars(last)  # the class's forward is back
+    np.testing.assert_allclose(got, full.logits.numpy(), atol=1e-5)
+    plain = predict_logits(model, inputs, pad_token_id=0, first_position_only=False)
+    np.testing.assert_allclose(got, plain, atol=1e-5)
+
+    # BERT too; a model whose head reads more than [CLS] runs whole.
+    bert_config = BertConfig(
+        vocab_size=model.config.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    torch.manual_seed(0)
+    bert = AutoModelForSequenceClassification.from_config(bert_config).eval()
+    np.testing.assert_allclose(
+        predict_logits(bert, inputs, pad_token_id=0),
+        predict_logits(bert, inputs, pad_token_id=0, first_position_only=False),
+        atol=1e-5,
+    )
+    token_classifier = AutoModelForTokenClassification.from_config(bert_config)
+    with first_position_last_layer(token_classifier) as applied:
+        assert not applied
+
+
+def test_predict_logits_halves_the_batch_when_it_runs_out_of_memory(
+    workspace: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(workspace / "models/distilbert")
+    inputs = _random_inputs(10, model.config.vocab_size)
+    expected = predict_logits(model, inputs, pad_token_id=0, batch_size=10)
+    forward = model.forward
+    seen_batches = []
+
+    def limited_forward(*args, **kwargs):
+        rows = kwargs["input_ids"].shape[0]
+        seen_batches.append(rows)
+        if rows > 3:
+            raise torch.OutOfMemoryError("fake: batch too large")
+        return forward(*args, **kwargs)
+
+    model.forward = limited_forward
+    with caplog.at_level(logging.WARNING):
+        got = predict_logits(model, inputs, pad_token_id=0, batch_size=10)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert seen_batches[:3] == [10, 5, 2]
+    assert max(seen_batches[2:]) <= 3
+    assert "batch size lowered to 2" in caplog.text
+
+
+def test_predict_logits_refuses_an_empty_input() -> None:
+    with pytest.raises(StageError, match="no token ids"):
+        predict_logits(object(), [[2, 3], []], pad_token_id=0)
+
+
+# --- evaluate's pieces ----------------------------------------------------------------
+
+
+def test_curves_are_downsampled_and_keep_their_ends() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 5000)
+    proba = np.clip(labels * 0.3 + rng.random(5000) * 0.7, 0, 1)
+    roc, pr = evaluate.curve_frames(labels, proba, points=50)
+    assert 2 <= len(roc) <= 50 and 2 <= len(pr) <= 50
+    assert (roc.iloc[0]["fpr"], roc.iloc[0]["tpr"]) == (0.0, 0.0)
+    assert (roc.iloc[-1]["fpr"], roc.iloc[-1]["tpr"]) == (1.0, 1.0)
+    assert roc["fpr"].is_monotonic_increasing and pr["recall"].is_monotonic_increasing
+    assert np.isfinite(roc["threshold"]).all()
+
+
+def test_accuracy_by_length_buckets_by_whole_review_tokens() -> None:
+    labels = np.array([1, 1, 0, 0, 1])
+    predicted = np.array([1, 0, 0, 1, 1])
+    n_tokens = np.array([10, 127, 128, 600, 2000])
+    table = evaluate.accuracy_by_length(labels, predicted, n_tokens, [128, 512, 1024])
+    assert table["bucket"].tolist() == ["0-127", "128-511", "512-1023", "1024+"]
+    assert table["reviews"].tolist() == [2, 1, 1, 1]
+    assert table["accuracy"].tolist() == [0.5, 1.0, 0.0, 1.0]
+
+
+def test_confident_errors_are_the_most_confident_wrong_predictions() -> None:
+    frame = pd.DataFrame(
+        {
+            "text": ["a " * 400, "fine", "bad", "ok", "meh"],
+            "label": [0, 1, 0, 1, 1],
+            "n_tokens": [400, 1, 1, 1, 1],
+        }
+    )
+    proba = np.array([0.97, 0.2, 0.1, 0.9, 0.45])
+    errors = evaluate.confident_errors(frame, proba, n_errors=2, chars=50)
+    assert [e["p_positive"] for e in errors] == [0.97, 0.2]
+    assert errors[0]["label"] == "NEGATIVE" and len(errors[0]["text"]) <= 50
+    assert errors[0]["text"].endswith("…")
+
+
+def test_a_bad_evaluate_param_stops_with_one_line(workspace: Path) -> None:
+    with pytest.raises(StageError, match=r"evaluate.length_buckets = \[256, 128\]"):
+        evaluate.load_section(
+            {"evaluate": {"length_buckets": [256, 128]}}, "evaluate", evaluate.EvaluateParams
+        )
+    with pytest.raises(StageError, match="unknown key evaluate.batch"):
+        evaluate.load_section({"evaluate": {"batch": 4}}, "evaluate", evaluate.EvaluateParams)
+
+
+def test_a_missing_model_stops_evaluate_with_one_line(workspace: Path, tmp_path: Path) -> None:
+
+    copy = tmp_path / "project"
+    shutil.copytree(workspace, copy)
+    shutil.rmtree(copy / "models/linear")
+    result = run([sys.executable, "-m", "stages.evaluate"], cwd=copy, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: models/linear is missing: run `dvc repro` to train it first"
+    )
+    assert not (copy / "metrics/evaluate.json").exists()
+
+
+# --- evaluate's outputs ---------------------------------------------------------------
+
+
+def test_evaluate_writes_one_flat_scorecard_per_model(evaluated: Path) -> None:
+    scores = json.loads((evaluated / "metrics/evaluate.json").read_text())
+    assert list(scores) == ["rf", "linear", "distilbert"]
+    for name, metrics in scores.items():
+        assert set(metrics) == METRIC_KEYS, name
+        for key in ("accuracy", "precision", "recall", "f1", "roc_auc"):
+            assert 0.0 <= metrics[key] <= 1.0, (name, key)
+        assert metrics["log_loss"] > 0 and metrics["runtime_s"] > 0
+        assert metrics["reviews_per_s"] > 0 and metrics["size_mb"] > 0
+    # The synthetic reviews are learnable: every model beats chance.
+    assert all(metrics["accuracy"] > 0.6 for metrics in scores.values())
+
+
+def test_distilbert_log_loss_is_the_models_cross_entropy(evaluated: Path) -> None:
+    """The transformer's log loss equals the mean cross-entropy its own loss computes,
+    i.e. the eval loss `Trainer.evaluate` reports."""
+    import datasets
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    test = datasets.load_from_disk(str(evaluated / "data/tokenized/hf"))["test"]
+    model = AutoModelForSequenceClassification.from_pretrained(evaluated / "models/distilbert")
+    ids, mask = pad_batch(test["input_ids"], pad_token_id=0)
+    with torch.inference_mode():
+        loss = model(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            labels=torch.tensor(test["label"]),
+        ).loss
+    scores = json.loads((evaluated / "metrics/evaluate.json").read_text())
+    assert scores["distilbert"]["log_loss"] == pytest.approx(float(loss), abs=1e-5)
+
+
+def test_evaluate_writes_plot_data_for_every_model(evaluated: Path) -> None:
+    test = pd.read_parquet(evaluated / "data/tokenized/frame/test.parquet")
+    for name in ("rf", "linear", "distilbert"):
+        folder = evaluated / "plots/evaluate" / name
+        assert sorted(p.name for p in folder.iterdir()) == sorted(PLOT_FILES)
+        confusion = pd.read_csv(folder / "confusion.csv")
+        assert len(confusion) == len(test)
+        assert confusion["actual"].tolist() == ["pos" if y else "neg" for y in test["label"]]
+        assert set(confusion["predicted"]) <= {"neg", "pos"}
+        roc = pd.read_csv(folder / "roc.csv")
+        assert list(roc.columns) == ["fpr", "tpr", "threshold"] and len(roc) <= 200
+        pr = pd.read_csv(folder / "precision_recall.csv")
+        assert list(pr.columns) == ["recall", "precision", "threshold"]
+        by_length = pd.read_csv(folder / "accuracy_by_length.csv")
+        assert by_length["reviews"].sum() == len(test)
+        assert by_length["accuracy"].between(0, 1).all()
+
+
+def test_errors_file_lists_confidently_wrong_reviews_per_model(evaluated: Path) -> None:
+    text = (evaluated / "metrics/errors.md").read_text()
+    assert text.startswith("# Most confidently wrong test reviews")
+    for name in ("rf", "linear", "distilbert"):
+        assert f"\n## {name}\n" in text
+    rows = [line for line in text.splitlines() if line.startswith("| 1 |")]
+    assert len(rows) == 3
+    assert all(" NEGATIVE " in row or " POSITIVE " in row for row in rows)
+
+
+def test_evaluate_twice_gives_the_same_quality_metrics(evaluated: Path) -> None:
+    first = json.loads((evaluated / "metrics/evaluate.json").read_text())
+    plots = {p: p.read_bytes() for p in (evaluated / "plots/evaluate").rglob("*.csv")}
+    with chdir(evaluated):
+        evaluate.main()
+    second = json.loads((evaluated / "metrics/evaluate.json").read_text())
+    timing = {"runtime_s", "reviews_per_s"}
+    for name in first:
+        assert {k: v for k, v in first[name].items() if k not in timing} == {
+            k: v for k, v in second[name].items() if k not in timing
+        }
+    assert {p: p.read_bytes() for p in plots} == plots
+
+
+# --- end to end -----------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_dvc_repro_evaluates_every_model_and_predict_labels_reviews(project_repo: Path) -> None:
+    dvc(project_repo, "repro")
+    scores = json.loads((project_repo / "metrics/evaluate.json").read_text())
+    assert list(scores) == ["rf", "linear", "distilbert"]
+    for name, metrics in scores.items():
+        assert set(metrics) == METRIC_KEYS, name
+        for key in ("accuracy", "precision", "recall", "f1", "roc_auc"):
+            assert 0.0 <= metrics[key] <= 1.0, (name, key)
+        assert metrics["log_loss"] > 0 and metrics["size_mb"] > 0
+
+    shown = dvc(project_repo, "metrics", "show", "--json").stdout
+    assert "evaluate.json" in shown and '"accuracy"' in shown
+    # A committed run, then a changed param: the diff table has a row per model metric.
+    run(["git", "add", "-A"], cwd=project_repo)
+    run(["git", "commit", "-q", "-m", "first run"], cwd=project_repo)
+    set_params(project_repo / "params.yaml", {"train_linear.C": 0.05})
+    dvc(project_repo, "repro")
+    diff = dvc(project_repo, "metrics", "diff", "main", "--md").stdout
+    assert "metrics/evaluate.json" in diff and "linear.log_loss" in diff
+    # `make report` prints both tables.
+    (project_repo / "scripts").mkdir()
+    shutil.copy2(PROJECT_ROOT / "scripts/report.sh", project_repo / "scripts/report.sh")
+    report = run(["bash", "scripts/report.sh", "main"], cwd=project_repo).stdout
+    assert "## Metrics: workspace against main" in report
+    assert "linear.log_loss" in report and "| train_linear.C " in report
+    assert report.count("| Path ") >= 2  # the two Markdown tables
+
+    out_dir = project_repo / "rendered"
+    dvc(project_repo, "plots", "show", "-o", str(out_dir))
+    page = (out_dir / "index.html").read_text()
+    for title in PLOT_TITLES:
+        assert title in page
+    dvc(project_repo, "plots", "diff", "main", "-o", str(project_repo / "rendered_diff"))
+    assert "ROC curve (test)" in (project_repo / "rendered_diff/index.html").read_text()
+
+    result = run(
+        [sys.executable, "-m", "stages.predict", "--format", "jsonl", "A superb film.", "Awful."],
+        cwd=project_repo,
+    )
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["index"] for row in rows] == [1, 2]
+    assert all(row["label"] in {"POSITIVE", "NEGATIVE"} for row in rows)
+    assert all(0.5 <= row["score"] <= 1.0 for row in rows)

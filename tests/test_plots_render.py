@@ -1,0 +1,219 @@
+"""The browser check: `dvc plots show` renders evaluate's plots as an HTML page, and headless
+Chromium draws them: a confusion matrix per model and the ROC curve, among the others.
+
+DVC's page loads vega, vega-lite and vega-embed from a CDN, which neither this machine nor
+CI can reach: the page is rendered with `--html-template` pointing at local copies
+(`make browser-deps` installs them into .cache/vega, and Chromium + chromedriver from
+Debian). When they are missing the test runs `make browser-deps` once; it skips only when
+that cannot install them (not root, no apt), and fails instead under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import PROJECT_ROOT, dvc, git
+
+from stages.evaluate import EvaluateParams, write_plot_data
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+VEGA_BUILD = PROJECT_ROOT / ".cache/vega/node_modules"
+VEGA_SCRIPTS = (
+    VEGA_BUILD / "vega/build/vega.min.js",
+    VEGA_BUILD / "vega-lite/build/vega-lite.min.js",
+    VEGA_BUILD / "vega-embed/build/vega-embed.min.js",
+)
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,2600",
+)
+MODELS = {"rf": "RandomForest", "linear": "Linear (NB-LR)", "distilbert": "DistilBERT"}
+
+# DVC's page, with local scripts instead of the CDN. vegaEmbed is wrapped to draw SVG
+# (whose titles and marks the test can read) and to count the plots it finished.
+HTML_TEMPLATE = """<!DOCTYPE html>
+<html>
+<head>
+<meta charset="utf-8">
+<title>DVC Plot</title>
+{local_scripts}
+<script>
+  window.plotsDrawn = 0;
+  window.plotErrors = [];
+  const dvcEmbed = window.vegaEmbed;
+  window.vegaEmbed = (el, spec) =>
+    dvcEmbed(el, spec, {{renderer: "svg", actions: false}})
+      .then(() => {{ window.plotsDrawn += 1; }})
+      .catch((error) => {{ window.plotErrors.push(String(error)); }});
+</script>
+</head>
+<body>
+{{plot_divs}}
+</body>
+</html>
+"""
+
+
+def missing_browser_deps() -> list[str]:
+    paths = [Path(CHROMIUM), Path(CHROMEDRIVER), *VEGA_SCRIPTS]
+    return [str(path) for path in paths if not path.exists()]
+
+
+@pytest.fixture(scope="module")
+def browser_deps() -> None:
+    """Install what the browser needs when it is missing; skip (fail in CI) if that fails."""
+    if not missing_browser_deps():
+        return
+    result = subprocess.run(
+        ["make", "browser-deps"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900
+    )
+    missing = missing_browser_deps()
+    if missing:
+        reason = (
+            f"headless Chromium and vega could not be installed by `make browser-deps` "
+            f"(exit {result.returncode}: {(result.stdout + result.stderr).strip()[-300:]}); "
+            f"missing: {', '.join(missing)}"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def plots_repo(tmp_path: Path) -> Path:
+    """A Git + DVC repo with the project's dvc.yaml and evaluate's plot data for three
+    models (scores drawn at random, as the plots do not care how good they are)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy2(PROJECT_ROOT / "dvc.yaml", repo / "dvc.yaml")
+    shutil.copy2(PROJECT_ROOT / "params.yaml", repo / "params.yaml")
+    git(repo, "init", "-q", "-b", "main")
+    dvc(repo, "init", "-q")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    frame = pd.DataFrame({"label": labels, "n_tokens": rng.integers(10, 900, 400)})
+    config = EvaluateParams()
+    for index, name in enumerate(MODELS):
+        noise = 0.6 + 0.15 * index
+        proba = np.clip(labels * (1 - noise) + rng.random(400) * noise, 0, 1)
+        write_plot_data(repo / "plots/evaluate" / name, frame, proba, config)
+    return repo
+
+
+def png_pixels(path: Path) -> tuple[int, int, np.ndarray]:
+    """Width, height and the raw (filtered) scanline bytes of an 8-bit PNG."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    offset, idat, width, height = 8, b"", 0, 0
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        body = data[offset + 8 : offset + 8 + length]
+        if kind == b"IHDR":
+            width, height = struct.unpack(">II", body[:8])
+        elif kind == b"IDAT":
+            idat += body
+        offset += 12 + length
+    return width, height, np.frombuffer(zlib.decompress(idat), dtype=np.uint8)
+
+
+def test_chromium_draws_the_confusion_matrices_and_the_roc_curve(
+    browser_deps: None, plots_repo: Path, tmp_path: Path
+) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    scripts = "\n".join(f'<script src="{path.as_uri()}"></script>' for path in VEGA_SCRIPTS)
+    template = tmp_path / "template.html"
+    template.write_text(HTML_TEMPLATE.format(local_scripts=scripts), encoding="utf-8")
+    out_dir = tmp_path / "rendered"
+    dvc(plots_repo, "plots", "show", "--html-template", str(template), "-o", str(out_dir))
+    page = out_dir / "index.html"
+    expected_plots = page.read_text(encoding="utf-8").count("vegaEmbed('#")
+    # 3 confusion matrices + ROC + precision-recall + accuracy by length (the training
+    # curves of train_distilbert have no data here).
+    assert expected_plots >= 6
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(page.as_uri())
+        WebDriverWait(driver, 60).until(
+            lambda d: (
+                d.execute_script("return window.plotsDrawn + window.plotErrors.length")
+                >= expected_plots
+            )
+        )
+        assert driver.execute_script("return window.plotErrors") == []
+        assert driver.execute_script("return window.plotsDrawn") == expected_plots
+        svgs = driver.find_elements(By.CSS_SELECTOR, "svg.marks")
+        assert len(svgs) == expected_plots
+        by_title = {}
+        for svg in svgs:
+            titles = svg.find_elements(By.CSS_SELECTOR, "g.role-title text")
+            by_title[" ".join(t.get_attribute("textContent") for t in titles)] = svg
+
+        def plot_titled(title: str):
+            # DVC facets a confusion matrix by revision: its title sits beside "rev workspace".
+            found = [svg for text, svg in by_title.items() if title in text]
+            assert len(found) == 1, (title, list(by_title))
+            return found[0]
+
+        for label in MODELS.values():
+            confusion = plot_titled(f"{label}: confusion matrix (test)")
+            # A 2 x 2 matrix: the heat-map layer draws four cells, whose counts (in
+            # their aria labels) add up to the reviews.
+            heatmap = confusion.find_elements(By.CSS_SELECTOR, "g.mark-rect")[0]
+            cells = heatmap.find_elements(By.CSS_SELECTOR, "path")
+            labels = [cell.get_attribute("aria-label") or "" for cell in cells]
+            assert len(cells) == 4, (label, labels)
+            counts = [int(re.search(r"xy_count: (\d+)", text).group(1)) for text in labels]
+            assert sum(counts) == 400, (label, labels)
+
+        roc = plot_titled("ROC curve (test)")
+        # A curve per model: long line paths, and the legend names each model's file.
+        paths = roc.find_elements(By.CSS_SELECTOR, "g.mark-line path")
+        curves = [p for p in paths if len(p.get_attribute("d") or "") > 200]
+        assert len(curves) >= 3
+        legend = " ".join(
+            t.get_attribute("textContent")
+            for t in roc.find_elements(By.CSS_SELECTOR, "g.role-legend text")
+        )
+        for name in MODELS:
+            assert f"{name}/roc.csv" in legend, legend
+
+        screenshot = tmp_path / "plots.png"
+        assert driver.save_screenshot(str(screenshot))
+    finally:
+        driver.quit()
+
+    width, height, pixels = png_pixels(screenshot)
+    assert (width, height) >= (800, 600)
+    assert screenshot.stat().st_size > 20_000
+    # Not a blank page: the plots put many distinct byte values in the image.
+    assert len(np.unique(pixels)) > 50
