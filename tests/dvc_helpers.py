@@ -1,0 +1,436 @@
+"""Helpers for the sharing-and-trust tests: one reference run of the whole tiny pipeline
+shared by every test that compares with it, snapshots of a repository's outputs, clones,
+killing `dvc` mid-way, and an S3-compatible server (moto) on loopback.
+
+The reference run is made once per test session (see :func:`reference_run`): a fresh
+project repository where `dvc repro` runs every stage from nothing, which is what a forced
+run does, then committed so that clones get its `dvc.lock` and metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import dvc, git, make_project_repo, subprocess_env, write_aclimdb
+from ruamel.yaml import YAML
+
+# Metric keys that measure time, not the model: a rerun changes them, so comparisons of
+# metrics between runs leave them out (e.g. `fit_s`, `reviews_per_s`, `train_runtime`,
+# `train_samples_per_second`).
+TIMING_KEY = re.compile(r"(_s|_per_s|_seconds|_per_second|runtime)$")
+# Where atomic_path (stages/common.py) writes before the rename: `.NAME.tmp-PID`.
+TMP_SIBLING = ".{name}.tmp-*"
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def load_yaml(path: Path) -> Any:
+    return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+
+
+def pipeline_stages(repo: Path) -> list[str]:
+    """The stages dvc.yaml declares, in file order."""
+    return list(load_yaml(repo / "dvc.yaml")["stages"])
+
+
+def declared_outs(repo: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """{stage: {out path: its flags (cache, push, ...)}} as dvc.yaml declares them."""
+    result: dict[str, dict[str, dict[str, Any]]] = {}
+    for stage, spec in load_yaml(repo / "dvc.yaml")["stages"].items():
+        outs: dict[str, dict[str, Any]] = {}
+        for entry in spec.get("outs", []) + spec.get("metrics", []) + spec.get("plots", []):
+            if isinstance(entry, str):
+                outs[entry] = {}
+            else:
+                ((path, flags),) = entry.items()
+                outs[path] = dict(flags or {})
+        result[stage] = outs
+    return result
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(f"{b}/") or b.startswith(f"{a}/")
+
+
+def consumed_outs(repo: Path) -> set[str]:
+    """Outs that another stage reads (a dep equal to the out, inside it, or holding it)."""
+    spec = load_yaml(repo / "dvc.yaml")["stages"]
+    deps = {stage: [str(dep) for dep in body.get("deps", [])] for stage, body in spec.items()}
+    return {
+        out
+        for stage, outs in declared_outs(repo).items()
+        for out in outs
+        if any(
+            _overlaps(out, dep) for other, paths in deps.items() if other != stage for dep in paths
+        )
+    }
+
+
+def unpushed_outs(repo: Path) -> set[str]:
+    """Outs marked `push: false`: `dvc push` leaves them out, so a clone rebuilds them."""
+    return {
+        path
+        for outs in declared_outs(repo).values()
+        for path, flags in outs.items()
+        if flags.get("push") is False
+    }
+
+
+def training_stage(repo: Path) -> str:
+    """The training stage the kill test interrupts: DistilBERT when dvc.yaml has it, else the
+    first other training stage there is."""
+    stages = pipeline_stages(repo)
+    for name in ("train_distilbert", "train_linear", "train_rf"):
+        if name in stages:
+            return name
+    trains = [stage for stage in stages if stage.startswith("train")]
+    if not trains:
+        pytest.fail(f"dvc.yaml declares no training stage yet: {stages}")
+    return trains[0]
+
+
+def lock_outs(repo: Path) -> dict[str, str]:
+    """{out path: md5} for every out of every stage in dvc.lock."""
+    lock = load_yaml(repo / "dvc.lock")
+    stages = lock["stages"].values()
+    return {out["path"]: out["md5"] for stage in stages for out in stage.get("outs", [])}
+
+
+def without_timing(value: Any) -> Any:
+    """`value` (parsed JSON) without the keys that measure time (TIMING_KEY)."""
+    if isinstance(value, dict):
+        return {k: without_timing(v) for k, v in value.items() if not TIMING_KEY.search(k)}
+    if isinstance(value, list):
+        return [without_timing(v) for v in value]
+    return value
+
+
+def has_timing(value: Any) -> bool:
+    return without_timing(value) != value
+
+
+def file_digests(path: Path) -> dict[str, str]:
+    """{relative path: sha256} of a file, or of every file under a folder (hidden ones too,
+    so a stray half-written file inside an output would show up)."""
+    if path.is_file():
+        return {".": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {
+        str(item.relative_to(path)): hashlib.sha256(item.read_bytes()).hexdigest()
+        for item in sorted(path.rglob("*"))
+        if item.is_file()
+    }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a run produced: dvc.lock's hash of every out, the bytes of every out, and the
+    metrics files (parsed; `metrics` without timing keys, `raw_metrics` as written)."""
+
+    lock: dict[str, str]
+    files: dict[str, dict[str, str]]
+    metrics: dict[str, Any]
+    raw_metrics: dict[str, Any]
+
+    def timed(self) -> set[str]:
+        """Metrics files holding timing keys: their bytes differ from run to run by design,
+        so only `metrics` (timing keys removed) compares them."""
+        return {path for path, raw in self.raw_metrics.items() if has_timing(raw)}
+
+    def comparable_lock(self) -> dict[str, str]:
+        return {path: md5 for path, md5 in self.lock.items() if path not in self.timed()}
+
+
+def snapshot(repo: Path, skip: frozenset[str] | set[str] = frozenset()) -> Snapshot:
+    """Snapshot `repo`'s outputs as dvc.lock records them (leaving out the paths in `skip`)."""
+    lock = {path: md5 for path, md5 in lock_outs(repo).items() if path not in skip}
+    files, metrics, raw_metrics = {}, {}, {}
+    for path in lock:
+        target = repo / path
+        assert target.exists(), f"{path} is in dvc.lock but missing from {repo}"
+        files[path] = file_digests(target)
+        if target.suffix == ".json" and target.is_file():
+            raw_metrics[path] = json.loads(target.read_text(encoding="utf-8"))
+            metrics[path] = without_timing(raw_metrics[path])
+    return Snapshot(lock=lock, files=files, metrics=metrics, raw_metrics=raw_metrics)
+
+
+def assert_same_run(actual: Snapshot, expected: Snapshot, what: str) -> None:
+    """Same outs, same lock hashes, same bytes, same metrics (timing keys aside)."""
+    assert sorted(actual.lock) == sorted(expected.lock), f"{what}: other outs than expected"
+    assert actual.metrics == expected.metrics, f"{what}: metrics differ"
+    got, want = actual.comparable_lock(), expected.comparable_lock()
+    differ = sorted(path for path in want if got.get(path) != want[path])
+    assert not differ, f"{what}: dvc.lock hashes differ for {differ}"
+    for path, digests in expected.files.items():
+        if path in expected.timed():
+            continue
+        changed = sorted(
+            name
+            for name in digests.keys() | actual.files[path].keys()
+            if digests.get(name) != actual.files[path].get(name)
+        )
+        assert not changed, f"{what}: bytes of {path} differ in {changed}"
+
+
+def dvc_status(repo: Path, *args: str) -> dict[str, Any]:
+    """`dvc status --json` as a dict: {} when the pipeline and data are up to date."""
+    return json.loads(dvc(repo, "status", "--json", *args).stdout or "{}")
+
+
+# --------------------------------------------------------------------------- repositories
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The uninterrupted run every other run is compared with."""
+
+    repo: Path
+    # The commit with the project only (no dvc.lock, no outputs): clones reset to it start
+    # from nothing, as a fresh project does.
+    project_commit: str
+    snapshot: Snapshot
+
+
+_REFERENCE: dict[str, Reference] = {}
+
+
+def reference_run(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Reference:
+    """Run the whole tiny pipeline once per session in a new project repository and commit
+    the result (dvc.lock, metrics). Memoised here rather than a fixture in conftest so that
+    every test module shares the one run."""
+    if "run" not in _REFERENCE:
+        base = tmp_path_factory.mktemp("reference")
+        source = write_aclimdb(base / "source")
+        repo = make_project_repo(base / "repo", source, model_dir)
+        project_commit = git(repo, "rev-parse", "HEAD").stdout.strip()
+        dvc(repo, "repro")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "dvc repro")
+        _REFERENCE["run"] = Reference(repo, project_commit, snapshot(repo))
+    return _REFERENCE["run"]
+
+
+def clone(source: Path, dest: Path, commit: str | None = None) -> Path:
+    """`git clone` of `source` at `dest` (optionally reset to `commit`): no DVC cache."""
+    git(source.parent, "clone", "-q", str(source), str(dest))
+    if commit:
+        git(dest, "reset", "-q", "--hard", commit)
+    return dest
+
+
+def clone_with_cache(source: Path, dest: Path) -> Path:
+    """A clone that also holds a copy of `source`'s DVC cache and has its outputs checked
+    out, as the machine that ran the pipeline has."""
+    clone(source, dest)
+    shutil.copytree(source / ".dvc" / "cache", dest / ".dvc" / "cache")
+    dvc(dest, "checkout")
+    return dest
+
+
+def cache_object(repo: Path, md5: str) -> Path:
+    return repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+# --------------------------------------------------------------------------- killing dvc
+
+
+def run_env(**extra: str) -> dict[str, str]:
+    """The test subprocess environment (offline, this venv first) plus `extra`."""
+    env = subprocess_env()
+    # Unbuffered, so that `Running stage ...` reaches the log file when it is printed.
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def start_dvc(
+    repo: Path, *args: str, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Start `dvc ARGS` in its own process group (so it and the stage it runs can be killed
+    together), output to `log`."""
+    with open(log, "w", encoding="utf-8") as handle:  # the child keeps its own copy
+        return subprocess.Popen(
+            [sys.executable, "-m", "dvc", *args],
+            cwd=repo,
+            env=env or run_env(),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def kill_when(
+    process: subprocess.Popen, condition: Callable[[], bool], log: Path, timeout: float = 300
+) -> None:
+    """SIGKILL `process`'s whole process group as soon as `condition()` holds; fail if the
+    process ends first (the kill point was missed) or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    try:
+        while not condition():
+            if process.poll() is not None:
+                pytest.fail(
+                    f"dvc exited ({process.returncode}) before the kill point\n"
+                    f"{log.read_text(encoding='utf-8')[-4000:]}"
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(f"no kill point within {timeout}s\n{log.read_text()[-4000:]}")
+            time.sleep(0.002)
+    finally:
+        kill_group(process)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL `process` and every process it started (dvc, the stage's python, workers)."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+def tmp_siblings(repo: Path, out: str) -> list[Path]:
+    """The half-written copies of `out` that atomic_path leaves if killed."""
+    final = repo / out
+    return sorted(final.parent.glob(TMP_SIBLING.format(name=final.name)))
+
+
+# --------------------------------------------------------------------------- S3 on loopback
+
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+class S3Server:
+    """moto's standalone S3 server on 127.0.0.1, on a port the OS picks, in a thread.
+
+    `stall_uploads_after(n)` lets n object uploads through, then holds every later one
+    until `release_uploads()`: a push caught there is half done, for the interrupted-push
+    test, and nothing depends on timing.
+    """
+
+    def __init__(self) -> None:
+        self._uploads = 0
+        self._allowed: int | None = None
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        self.stalled = threading.Event()
+
+    def start(self) -> None:
+        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        server = self
+
+        class GatedMotoServer(ThreadedMotoServer):
+            def _server_entry(self) -> None:  # as moto's, with the gate around the app
+                app = DomainDispatcherApplication(create_backend_app)
+                self._server = make_server(
+                    self._ip_address,
+                    self._port,
+                    server._gate(app),
+                    True,
+                    request_handler=MotoRequestHandler,
+                )
+                self._server_ready_event.set()
+                self._server.serve_forever()
+
+        # Port 0: the OS picks a free port, so parallel runs never collide.
+        self._moto = GatedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        self.release_uploads()
+        self._moto.stop()
+
+    def _gate(self, app: Callable) -> Callable:
+        def gated(environ: dict, start_response: Callable) -> Any:
+            # PUT /bucket/key is an object upload (PUT /bucket creates a bucket).
+            is_upload = (
+                environ["REQUEST_METHOD"] == "PUT"
+                and environ.get("PATH_INFO", "").strip("/").count("/") >= 1
+            )
+            if is_upload:
+                with self._lock:
+                    self._uploads += 1
+                    held = self._allowed is not None and self._uploads > self._allowed
+                if held:
+                    self.stalled.set()
+                    self._release.wait(120)
+                    start_response("503 Service Unavailable", [("Content-Length", "0")])
+                    return [b""]
+            return app(environ, start_response)
+
+        return gated
+
+    def stall_uploads_after(self, allowed: int) -> None:
+        with self._lock:
+            self._uploads, self._allowed = 0, allowed
+        self._release.clear()
+        self.stalled.clear()
+
+    def release_uploads(self) -> None:
+        with self._lock:
+            self._allowed = None
+        self._release.set()
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def create_bucket(self, name: str) -> str:
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket: str) -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+@contextmanager
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def no_aws_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep the developer's own AWS settings out of the tests' dvc processes: no AWS_*
+    variables, empty config and credentials files, no instance-metadata lookups."""
+    for key in list(os.environ):
+        if key.startswith("AWS_"):
+            monkeypatch.delenv(key)
+    for variable, name in (("AWS_CONFIG_FILE", "config"), ("AWS_SHARED_CREDENTIALS_FILE", "creds")):
+        empty = tmp_path / f"aws-{name}"
+        empty.touch()
+        monkeypatch.setenv(variable, str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

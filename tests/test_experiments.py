@@ -1,0 +1,104 @@
+"""Experiments: `dvc exp run -S key=value` changes a param and reruns what reads it, and
+`dvc exp show` lists the run with its params and metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import PROJECT_ROOT, dvc
+from dvc_helpers import (
+    Reference,
+    clone_with_cache,
+    load_yaml,
+    lock_outs,
+    pipeline_stages,
+    reference_run,
+)
+
+from stages.common import load_params
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def reference(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Reference:
+    return reference_run(tmp_path_factory, tiny_model_dir)
+
+
+def _leaf_keys(params: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in params.items():
+        dotted = f"{prefix}{key}"
+        keys += _leaf_keys(value, f"{dotted}.") if isinstance(value, dict) else [dotted]
+    return keys
+
+
+def _declared_params(dvc_yaml: dict[str, Any]) -> dict[str, list[str]]:
+    """{stage: the params.yaml keys or sections it declares}."""
+    declared = {}
+    for stage, spec in dvc_yaml["stages"].items():
+        keys = []
+        for entry in spec.get("params", []):
+            if isinstance(entry, str):
+                keys.append(entry)
+            else:  # {params file: [keys]}
+                for file, names in entry.items():
+                    if Path(file).name == "params.yaml":
+                        keys += list(names or [])
+        declared[stage] = keys
+    return declared
+
+
+def test_every_param_is_read_by_a_stage() -> None:
+    # `dvc exp run -S key=value` only reruns stages that declare the key (or its section)
+    # in dvc.yaml: a param no stage declares would change nothing.
+    declared = _declared_params(load_yaml(PROJECT_ROOT / "dvc.yaml"))
+    covers = [key for keys in declared.values() for key in keys]
+    orphans = [
+        key
+        for key in _leaf_keys(load_params(PROJECT_ROOT / "params.yaml"))
+        if not any(key == c or key.startswith(f"{c}.") for c in covers)
+    ]
+    assert not orphans, f"params no stage in dvc.yaml declares: {orphans}"
+
+
+def test_exp_run_set_param_and_exp_show(reference: Reference, tmp_path: Path) -> None:
+    repo = clone_with_cache(reference.repo, tmp_path / "repo")
+    declared = _declared_params(load_yaml(repo / "dvc.yaml"))
+    assert "train" in declared.get("train_distilbert", []), "train_distilbert must exist"
+
+    run = dvc(repo, "exp", "run", "-n", "lr-5e-5", "-S", "train.learning_rate=5e-5")
+    # Only what reads `train` (and what depends on it) reruns; the rest comes from the cache.
+    assert "Running stage 'train_distilbert'" in run.stdout, run.stdout
+    for stage in ("prepare", "tokenize", "train_rf", "train_linear"):
+        if stage in pipeline_stages(repo):
+            assert f"Running stage '{stage}'" not in run.stdout, stage
+
+    # DVC writes the number as YAML 1.2 does, and the stages read it back as a float.
+    assert "learning_rate: 5e-05" in (repo / "params.yaml").read_text(encoding="utf-8")
+    learning_rate = load_params(repo / "params.yaml")["train"]["learning_rate"]
+    assert isinstance(learning_rate, float) and learning_rate == 5e-05
+    # It took effect: another model than the reference run's (learning rate 1e-3).
+    assert lock_outs(repo)["models/distilbert"] != reference.snapshot.lock["models/distilbert"]
+
+    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    experiments = [
+        rev
+        for commit in shown
+        for experiment in commit.get("experiments") or []
+        for rev in experiment["revs"]
+        if rev["name"] == "lr-5e-5"
+    ]
+    assert len(experiments) == 1, shown
+    data = experiments[0]["data"]
+    shown_lr = data["params"]["params.yaml"]["data"]["train"]["learning_rate"]
+    assert isinstance(shown_lr, float) and shown_lr == 5e-05
+    metrics = data["metrics"]["metrics/train_distilbert.json"]["data"]
+    assert metrics == json.loads((repo / "metrics/train_distilbert.json").read_text())
+    assert set(metrics["validation"]) >= {"accuracy", "f1"}
+
+    table = dvc(repo, "exp", "show", "--no-pager", "--md").stdout
+    assert "lr-5e-5" in table and "5e-05" in table
