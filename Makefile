@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 # Stages run `python -m stages.X`: put the virtual environment first so that is its Python.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test lint format report
+.PHONY: install repro test lint format report browser-deps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,47 @@ lint: install
 	ruff check .
 	ruff format --check .
 
-test: lint
+test: lint browser-deps
 	pytest
 
 format: install
 	ruff check --fix .
 	ruff format .
+
+# `make report`: the tables a reviewer pastes into a pull request: metrics and params of
+# the workspace against main (or REV=<commit, branch or tag>).
+REV ?= main
+report: install
+	@scripts/report.sh $(REV)
+
+# What tests/test_plots_render.py needs to open `dvc plots show`'s page offline: headless
+# Chromium + chromedriver (Debian packages, installed when missing; needs root) and local
+# copies of vega, vega-lite and vega-embed (npm, into the git-ignored .cache/vega). Outside
+# CI a failed install only warns (the browser test then skips and says why); with CI=true
+# it fails.
+VEGA_DIR := .cache/vega
+VEGA_PACKAGES := vega@5.22.1 vega-lite@5.2.0 vega-embed@6.18.2
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+	    || ! command -v npm >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver npm >/dev/null) \
+	  || { echo "browser-deps: could not install chromium/chromedriver/npm"; \
+	       [ "$$CI" != "true" ]; }; \
+	fi
+	@if [ ! -f $(VEGA_DIR)/node_modules/vega-embed/build/vega-embed.min.js ]; then \
+	  npm install --prefix $(VEGA_DIR) --no-audit --no-fund --no-save --silent \
+	    $(VEGA_PACKAGES) \
+	  || { echo "browser-deps: could not install $(VEGA_PACKAGES)"; [ "$$CI" != "true" ]; }; \
+	fi
+
+# Wheels of the packages that bench/gpu_check.sh needs beyond torch and transformers, for
+# a GPU machine with no package index (CPython 3.12, x86-64 Linux); carry .whl/ along.
+GPU_WHEELS := pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 \
+	typing-inspection==0.4.5 typing-extensions==4.16.0 ruamel.yaml==0.19.1 \
+	datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
+.PHONY: gpu-wheels
+gpu-wheels:
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)

@@ -165,12 +165,21 @@ def write_bad_parquet(root: Path, train: pd.DataFrame) -> Path:
             r"train split is empty after dropping empty reviews",
         ),
         (
-            lambda root: write_bad_parquet(root / "p", make_reviews(20).rename(columns={"text": "review"})),
+            lambda root: write_bad_parquet(
+                root / "p", make_reviews(20).rename(columns={"text": "review"})
+            ),
             r"missing column\(s\) \['text'\]",
         ),
     ],
-    ids=["missing-path", "wrong-layout", "empty-split", "bad-labels", "one-class", "all-empty",
-         "no-text-column"],
+    ids=[
+        "missing-path",
+        "wrong-layout",
+        "empty-split",
+        "bad-labels",
+        "one-class",
+        "all-empty",
+        "no-text-column",
+    ],
 )
 def test_bad_sources_fail_with_one_line(in_tmp_project: Path, make_source, message: str) -> None:
     source = make_source(in_tmp_project)
