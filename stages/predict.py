@@ -8,7 +8,7 @@
 DistilBERT (the default, `models/distilbert`) runs through a transformers
 `pipeline("text-classification")` whose preprocessing cuts a long review the way training
 did: `tokenize_config.json` beside the model gives `max_length`, `truncation` and
-`head_tokens`, and `stages.tokenize.truncate_ids` keeps the same tokens (the pipeline's own
+`head_tokens`, and `stages.tokenize.IdCutter` keeps the same tokens (the pipeline's own
 truncation could only keep the head). `--model rf` / `--model linear` load the classical
 pipelines (`models/rf`, `models/linear`), which read the review's WordPiece tokens beside
 its text: those come from the tokenizer of `model.name` in params.yaml, the one `tokenize`
@@ -49,13 +49,7 @@ from stages.common import (
 )
 from stages.inference import length_order
 from stages.prepare import PrepareParams, clean_text
-from stages.tokenize import (
-    TokenizeParams,
-    load_tokenizer,
-    special_token_frame,
-    text_budget,
-    truncate_ids,
-)
+from stages.tokenize import IdCutter, TokenizeParams, load_tokenizer, tokenize_split
 
 log = logging.getLogger("imdb_sentiment.predict")
 
@@ -148,13 +142,10 @@ def cutting_pipeline_class() -> type:
         def preprocess(self, inputs: str, **tokenizer_kwargs: Any) -> dict[str, Any]:
             import torch
 
-            if not hasattr(self, "_frame"):
-                self._frame = special_token_frame(self.tokenizer)
-                self._budget = text_budget(self.tokenizer, self.cut.max_length)
-            prefix, suffix = self._frame
+            if not hasattr(self, "_cutter"):
+                self._cutter = IdCutter(self.tokenizer, self.cut)
             ids = self.tokenizer(inputs, add_special_tokens=False, verbose=False)["input_ids"]
-            body = truncate_ids(ids, self._budget, self.cut.truncation, self.cut.head_tokens)
-            framed = torch.tensor([prefix + body + suffix], dtype=torch.long)
+            framed = torch.tensor([self._cutter(ids)], dtype=torch.long)
             return {"input_ids": framed, "attention_mask": torch.ones_like(framed)}
 
     return CutLikeTrainingPipeline
@@ -199,16 +190,8 @@ def classical_proba(model_dir: Path, texts: list[str], tokenizer_name: str) -> n
     check_model_dir(model_dir, MODEL_FILE)
     pipeline = load_classical_model(model_dir)
     tokenizer = load_tokenizer(tokenizer_name)
-    encoded = tokenizer(
-        texts,
-        add_special_tokens=False,
-        truncation=False,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-        verbose=False,
-    )
-    # Whole-review tokens joined by spaces, as `tokenize` writes them for training.
-    tokens = [" ".join(encoded.tokens(i)) for i in range(len(texts))]
+    # Whole-review tokens joined by spaces, exactly as `tokenize` writes them for training.
+    tokens = tokenize_split(texts, tokenizer, TokenizeParams(), desc="tokens")["tokens"]
     frame = pd.DataFrame({"text": texts, "tokens": tokens})
     return np.asarray(pipeline_proba(pipeline, frame), dtype=np.float64)
 

@@ -96,10 +96,21 @@ def special_token_frame(tokenizer: Any) -> tuple[list[int], list[int]]:
     )
 
 
-def text_budget(tokenizer: Any, max_length: int) -> int:
-    """How many of a review's own tokens fit in `max_length` beside the special tokens."""
-    prefix, suffix = special_token_frame(tokenizer)
-    return max_length - len(prefix) - len(suffix)
+class IdCutter:
+    """Cuts a review's token ids (no special tokens) to fit `max_length` as `truncation`
+    says and frames them with the tokenizer's special tokens; the one place that decides
+    how training, evaluation and prediction see a long review."""
+
+    def __init__(self, tokenizer: Any, config: TokenizeParams) -> None:
+        self.prefix, self.suffix = special_token_frame(tokenizer)
+        # How many of the review's own tokens fit beside the special tokens.
+        self.budget = config.max_length - len(self.prefix) - len(self.suffix)
+        self.truncation = config.truncation
+        self.head_tokens = config.head_tokens
+
+    def __call__(self, ids: Sequence[int]) -> list[int]:
+        body = truncate_ids(ids, self.budget, self.truncation, self.head_tokens)
+        return self.prefix + body + self.suffix
 
 
 def load_tokenizer(name: str) -> Any:
@@ -123,8 +134,7 @@ def tokenize_split(
     texts: Sequence[str], tokenizer: Any, config: TokenizeParams, desc: str = "tokenize"
 ) -> dict[str, list]:
     """Tokenize `texts` in batches; return whole-review tokens and cut, framed input ids."""
-    prefix, suffix = special_token_frame(tokenizer)
-    budget = text_budget(tokenizer, config.max_length)
+    cut = IdCutter(tokenizer, config)
     tokens, n_tokens, input_ids = [], [], []
     with tqdm(total=len(texts), desc=desc, unit="review", mininterval=2) as progress:
         for start in range(0, len(texts), config.batch_size):
@@ -140,8 +150,7 @@ def tokenize_split(
             for index, ids in enumerate(encoded["input_ids"]):
                 tokens.append(" ".join(encoded.tokens(index)))
                 n_tokens.append(len(ids))
-                body = truncate_ids(ids, budget, config.truncation, config.head_tokens)
-                input_ids.append(prefix + body + suffix)
+                input_ids.append(cut(ids))
             progress.update(len(batch))
     return {"tokens": tokens, "n_tokens": n_tokens, "input_ids": input_ids}
 
@@ -159,7 +168,7 @@ def main() -> None:
             f"{model.name} allows at most {limit}"
         )
 
-    budget = text_budget(tokenizer, config.max_length)
+    budget = IdCutter(tokenizer, config).budget
     import datasets
 
     features = datasets.Features(
