@@ -45,12 +45,14 @@ report: install
 VEGA_DIR := .cache/vega
 VEGA_PACKAGES := vega@5.22.1 vega-lite@5.2.0 vega-embed@6.18.2
 browser-deps:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
-	    || ! command -v npm >/dev/null; then \
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    chromium chromium-driver npm >/dev/null) \
-	  || { echo "browser-deps: could not install chromium/chromedriver/npm"; \
-	       [ "$$CI" != "true" ]; }; \
+	    $$missing >/dev/null) \
+	  || { echo "browser-deps: could not install$$missing"; [ "$$CI" != "true" ]; }; \
 	fi
 	@if [ ! -f $(VEGA_DIR)/node_modules/vega-embed/build/vega-embed.min.js ]; then \
 	  npm install --prefix $(VEGA_DIR) --no-audit --no-fund --no-save --silent \

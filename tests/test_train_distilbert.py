@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -30,6 +28,7 @@ from conftest import (
     subprocess_env,
     write_aclimdb,
 )
+from dvc_helpers import kill_when, start_dvc
 
 from stages import prepare, tokenize
 from stages import train_distilbert as stage
@@ -356,23 +355,6 @@ def stage_outs_md5(repo: Path) -> dict[str, str]:
     return {out["path"]: out["md5"] for out in lock["stages"]["train_distilbert"]["outs"]}
 
 
-def stage_process(parent: subprocess.Popen) -> object | None:
-    """The python process running the stage under `dvc repro` (a child of dvc)."""
-    import psutil
-
-    try:
-        children = psutil.Process(parent.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return None
-    for child in children:
-        try:
-            if "stages.train_distilbert" in " ".join(child.cmdline()):
-                return child
-        except psutil.NoSuchProcess:
-            continue
-    return None
-
-
 @pytest.mark.e2e
 def test_killed_run_resumes_to_the_same_result(
     tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
@@ -396,27 +378,17 @@ def test_killed_run_resumes_to_the_same_result(
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
     assert "metrics/train_distilbert.json" in json.dumps(shown)
 
-    # The same run, killed (SIGKILL) once its first checkpoint is complete.
-    killed = subprocess.Popen(
-        [sys.executable, "-m", "dvc", "repro", "-f", "-s", "train_distilbert"],
-        cwd=repo,
-        env=subprocess_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    # The same run, killed (SIGKILL) once its first checkpoint is complete. The whole process
+    # group goes, as on a crash: killing only one process could hit the `sh -c` wrapper and
+    # leave the stage's python running on as an orphan that finishes the run by itself.
+    log = tmp_path / "killed-repro.log"
+    killed = start_dvc(repo, "repro", "-f", "-s", "train_distilbert", log=log)
+    kill_when(
+        killed,
+        lambda: bool(list(repo.glob("checkpoints/distilbert/checkpoint-*/trainer_state.json"))),
+        log,
+        timeout=240,
     )
-    try:
-        deadline = time.monotonic() + 240
-        while not list(repo.glob("checkpoints/distilbert/checkpoint-*/trainer_state.json")):
-            assert killed.poll() is None, "the run ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint after 240 s"
-            time.sleep(0.02)
-        process = stage_process(killed)
-        assert process is not None, "the stage process was not found"
-        os.kill(process.pid, signal.SIGKILL)
-        assert killed.wait(timeout=60) != 0
-    finally:
-        if killed.poll() is None:
-            killed.kill()
     assert not (repo / "metrics/train_distilbert.json").exists()
     assert list(repo.glob("checkpoints/distilbert/checkpoint-*"))
 
