@@ -8,6 +8,7 @@ killed half-way never leaves something that looks finished.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -158,16 +159,37 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
+
+
+def _remove_abandoned_siblings(final: Path) -> None:
+    """Remove the `.NAME.tmp-PID` siblings of `final` left by writers that were killed (their
+    PID no longer runs); a live writer's copy is left alone."""
+    for sibling in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
+        pid = sibling.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _process_is_alive(int(pid)):
+            log.info("removing %s, left half-written by a killed run", sibling)
+            _remove(sibling)
+
+
 @contextmanager
 def atomic_path(final: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `final` to write a file or folder into; on success move
     it into place with one rename, on failure remove it.
 
     A stage killed while writing leaves only a hidden `.NAME.tmp-PID` sibling (ignored by
-    Git and DVC), never a half-written `final`.
+    Git and DVC), never a half-written `final`; the next write of `final` removes it.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_siblings(final)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     _remove(tmp)
     try:
