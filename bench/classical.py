@@ -17,47 +17,51 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 # `python bench/classical.py` puts bench/ first on sys.path, where bench/tokenize.py would
 # shadow the standard library's `tokenize` (which pandas and tracebacks import).
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-DATA_SOURCE = SHARED / "data" / "imdb"
-TOKENIZER = SHARED / "models" / "all-MiniLM-L6-v2"
+sys.path.insert(0, str(REPO))
+
+from bench.project import (  # noqa: E402
+    IMDB_DIR,
+    NO_CAPS,
+    OFFLINE_ENV,
+    STAND_IN_MODEL,
+    require,
+    temp_project,
+)
+
 MODELS = {
     "rf": ("stages.train_rf", "train_rf", "RFParams"),
     "linear": ("stages.train_linear", "train_linear", "LinearParams"),
 }
-OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "true"}
+OFFLINE = {**OFFLINE_ENV, "TOKENIZERS_PARALLELISM": "true"}
 
 
-def build_frame(work: Path) -> Path:
-    """Run prepare + tokenize on the real data in `work`; return its tokenized frame dir."""
-    from stages.common import update_params_file
-
-    shutil.copy2(REPO / "params.yaml", work / "params.yaml")
-    # Every review, whatever quick-run caps params.yaml holds.
-    update_params_file(
-        work / "params.yaml",
-        {
-            "data.source": str(DATA_SOURCE),
-            "model.name": str(TOKENIZER),
-            **{f"prepare.max_{split}_samples": None for split in ("train", "validation", "test")},
-        },
-    )
+@contextmanager
+def built_frame() -> Iterator[Path]:
+    """Run prepare + tokenize on the real data in a temporary project; yield its tokenized
+    frame dir (removed after)."""
+    settings = {
+        "data.source": str(IMDB_DIR),
+        "model.name": str(STAND_IN_MODEL),
+        **NO_CAPS,
+    }
     env = dict(os.environ, **OFFLINE, PYTHONPATH=str(REPO))
-    for stage in ("prepare", "tokenize"):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=work, env=env, check=True)
-        print(f"{stage}: {time.perf_counter() - start:.1f} s", flush=True)
-    return work / "data" / "tokenized" / "frame"
+    with temp_project("bench-classical-", settings, chdir=False) as work:
+        for stage in ("prepare", "tokenize"):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=work, env=env, check=True)
+            print(f"{stage}: {time.perf_counter() - start:.1f} s", flush=True)
+        yield work / "data" / "tokenized" / "frame"
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, object]]:
@@ -143,12 +147,11 @@ def main() -> None:
         return
     parse_overrides(args.overrides)  # fail on a malformed -S before any work
 
-    with tempfile.TemporaryDirectory(prefix="bench-classical-") as work:
+    with ExitStack() as stack:
         frame_dir = args.frame_dir
         if frame_dir is None:
-            if not DATA_SOURCE.exists() or not TOKENIZER.exists():
-                raise SystemExit(f"error: {DATA_SOURCE} or {TOKENIZER} is missing")
-            frame_dir = build_frame(Path(work))
+            require(IMDB_DIR, STAND_IN_MODEL)
+            frame_dir = stack.enter_context(built_frame())
         print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()}", flush=True)
         figures = {}
         for name in args.models:

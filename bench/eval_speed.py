@@ -43,18 +43,17 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.project import IMDB_DIR, STAND_IN_MODEL  # noqa: E402
 from stages.common import ID2LABEL, LABEL2ID, seed_everything  # noqa: E402
 from stages.evaluate import EvaluateParams  # noqa: E402
 from stages.inference import pick_device, predict_logits  # noqa: E402
 from stages.prepare import clean_text  # noqa: E402
 from stages.tokenize import TokenizeParams, load_tokenizer, tokenize_split  # noqa: E402
 
-SHARED = REPO.parent / "shared"
-TEST_FILE = SHARED / "data" / "imdb" / "test.parquet"
-TOKENIZER_DIR = SHARED / "models" / "all-MiniLM-L6-v2"
+TEST_FILE = IMDB_DIR / "test.parquet"
+TOKENIZER_DIR = STAND_IN_MODEL
 REFERENCE_EVAL_BATCH = 16
 SEED = 42
 

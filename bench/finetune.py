@@ -27,14 +27,11 @@ sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.project import IMDB_DIR, OFFLINE_ENV, STAND_IN_MODEL, require, temp_project  # noqa: E402
 from stages import prepare, tokenize  # noqa: E402
 from stages.common import (  # noqa: E402
     TOKENIZED_HF_DIR,
@@ -42,7 +39,6 @@ from stages.common import (  # noqa: E402
     load_section,
     load_shared,
     setup_logging,
-    update_params_file,
 )
 from stages.train_distilbert import (  # noqa: E402
     MODEL_DIR,
@@ -55,8 +51,8 @@ from stages.train_distilbert import (  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=SHARED / "data" / "imdb")
-    parser.add_argument("--model", type=Path, default=SHARED / "models" / "all-MiniLM-L6-v2")
+    parser.add_argument("--data", type=Path, default=IMDB_DIR)
+    parser.add_argument("--model", type=Path, default=STAND_IN_MODEL)
     parser.add_argument("--train-reviews", type=int, default=2000)
     parser.add_argument("--test-reviews", type=int, default=2000)
     parser.add_argument("--max-length", type=int, default=256)
@@ -67,12 +63,10 @@ def main() -> None:
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--epochs", type=float, default=1.0)
     args = parser.parse_args()
-    for path in (args.data, args.model):
-        if not path.exists():
-            sys.exit(f"error: {path} not found (the benchmark reads the real data in ../shared)")
+    require(args.data, args.model)
     setup_logging()
     logging.getLogger("transformers").setLevel(logging.WARNING)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.update(OFFLINE_ENV)
 
     settings = {
         "data.source": str(args.data.resolve()),
@@ -94,12 +88,7 @@ def main() -> None:
         "train.load_best_model_at_end": False,
         "train.logging_steps": 25,
     }
-    workdir = Path(tempfile.mkdtemp(prefix="bench-finetune-"))
-    cwd = Path.cwd()
-    try:
-        shutil.copy2(REPO / "params.yaml", workdir / "params.yaml")
-        update_params_file(workdir / "params.yaml", settings)
-        os.chdir(workdir)
+    with temp_project("bench-finetune-", settings) as workdir:
         prepare.main()
         tokenize.main()
         params = load_params()
@@ -116,9 +105,6 @@ def main() -> None:
         tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
         eval_args = build_training_arguments(config, seed, output_dir=str(workdir / "eval"))
         scored = build_trainer(config, eval_args, model, tokenizer).evaluate(test)
-    finally:
-        os.chdir(cwd)
-        shutil.rmtree(workdir, ignore_errors=True)
 
     train_seconds = trained["train_runtime"]
     figures = {

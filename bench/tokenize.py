@@ -22,17 +22,21 @@ sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.project import (  # noqa: E402
+    IMDB_DIR,
+    NO_CAPS,
+    OFFLINE_ENV,
+    STAND_IN_MODEL,
+    require,
+    temp_project,
+)
 from stages import prepare, tokenize  # noqa: E402
-from stages.common import SPLITS, setup_logging, update_params_file  # noqa: E402
+from stages.common import SPLITS, setup_logging  # noqa: E402
 
 
 def timed(function) -> float:
@@ -58,38 +62,27 @@ def hf_recipe_seconds(prepared_dir: Path, model: Path, max_length: int) -> float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=SHARED / "data" / "imdb")
-    parser.add_argument("--model", type=Path, default=SHARED / "models" / "all-MiniLM-L6-v2")
+    parser.add_argument("--data", type=Path, default=IMDB_DIR)
+    parser.add_argument("--model", type=Path, default=STAND_IN_MODEL)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--truncation", default="head_tail")
     args = parser.parse_args()
-    for path in (args.data, args.model):
-        if not path.exists():
-            sys.exit(f"error: {path} not found (the benchmark reads the real data in ../shared)")
+    require(args.data, args.model)
     setup_logging()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.update(OFFLINE_ENV)
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-tokenize-"))
-    cwd = Path.cwd()
-    try:
-        shutil.copy2(REPO / "params.yaml", workdir / "params.yaml")
-        update_params_file(
-            workdir / "params.yaml",
-            {
-                "data.source": str(args.data.resolve()),
-                "model.name": str(args.model.resolve()),
-                "tokenize.max_length": args.max_length,
-                "tokenize.truncation": args.truncation,
-            },
-        )
-        os.chdir(workdir)
+    settings = {
+        "data.source": str(args.data.resolve()),
+        "model.name": str(args.model.resolve()),
+        "tokenize.max_length": args.max_length,
+        "tokenize.truncation": args.truncation,
+        **NO_CAPS,
+    }
+    with temp_project("bench-tokenize-", settings) as workdir:
         prepare_s = timed(prepare.main)
         tokenize_s = timed(tokenize.main)
         summary = json.loads((workdir / "metrics/tokenize.json").read_text())
         baseline_s = hf_recipe_seconds(workdir / "data/prepared", args.model, args.max_length)
-    finally:
-        os.chdir(cwd)
-        shutil.rmtree(workdir, ignore_errors=True)
 
     reviews = sum(split["reviews"] for split in summary.values())
     over = sum(split["share_over_max_length"] * split["reviews"] for split in summary.values())

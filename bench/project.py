@@ -1,0 +1,55 @@
+"""What the benchmarks share: where the real data and the pretrained stand-in lie, and a
+throwaway project folder whose params.yaml points at them.
+
+Import it as `bench.project` after putting the repository root on sys.path (each bench
+script first takes bench/ itself off sys.path: bench/tokenize.py would shadow the standard
+library's `tokenize`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from stages.common import update_params_file
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+IMDB_DIR = SHARED / "data" / "imdb"  # train/test/unsup Parquet (test: 24,999 reviews)
+# Real pretrained BERT weights with DistilBERT's uncased vocabulary (no Hub here).
+STAND_IN_MODEL = SHARED / "models" / "all-MiniLM-L6-v2"
+# No bench may reach the Hub: everything it reads is in ../shared.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+# Settings for every review, whatever quick-run caps params.yaml holds.
+NO_CAPS = {f"prepare.max_{split}_samples": None for split in ("train", "validation", "test")}
+
+
+def require(*paths: Path) -> None:
+    """Exit with one line if a path the benchmark reads is missing."""
+    for path in paths:
+        if not path.exists():
+            sys.exit(f"error: {path} not found (the benchmarks read the real data in ../shared)")
+
+
+@contextmanager
+def temp_project(
+    prefix: str, settings: Mapping[str, object], *, chdir: bool = True
+) -> Iterator[Path]:
+    """A temporary project folder holding the repo's params.yaml with `settings` (dotted
+    keys) applied; the current directory while in the block if `chdir`; removed after."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    cwd = Path.cwd()
+    try:
+        shutil.copy2(REPO / "params.yaml", workdir / "params.yaml")
+        update_params_file(workdir / "params.yaml", dict(settings))
+        if chdir:
+            os.chdir(workdir)
+        yield workdir
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(workdir, ignore_errors=True)
