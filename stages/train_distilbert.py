@@ -455,12 +455,24 @@ def run_fingerprint(
     return digest.hexdigest()
 
 
+def _is_complete(checkpoint: Path) -> bool:
+    """Whether the Trainer wrote `checkpoint` to the end: every file there, and the last one
+    it writes, trainer_state.json, whole (a kill can cut that write short too)."""
+    if not all((checkpoint / name).exists() for name in CHECKPOINT_FILES):
+        return False
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def complete_checkpoints(output_dir: Path) -> list[Path]:
     """The checkpoints in `output_dir` that were written to the end, oldest first."""
     found = []
     for path in output_dir.glob("checkpoint-*"):
         match = CHECKPOINT_NAME.match(path.name)
-        if match and all((path / name).exists() for name in CHECKPOINT_FILES):
+        if match and _is_complete(path):
             found.append((int(match.group(1)), path))
     return [path for _, path in sorted(found)]
 

@@ -205,6 +205,8 @@ def make_checkpoint(folder: Path, step: int, complete: bool = True) -> Path:
     checkpoint.mkdir(parents=True)
     for name in stage.CHECKPOINT_FILES[:-1] if not complete else stage.CHECKPOINT_FILES:
         (checkpoint / name).write_text("x")
+    if complete:
+        (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": step}))
     return checkpoint
 
 
@@ -214,6 +216,9 @@ def test_resume_takes_the_last_complete_checkpoint_of_the_same_run(tmp_path: Pat
     make_checkpoint(folder, 10)
     make_checkpoint(folder, 20)
     make_checkpoint(folder, 30, complete=False)  # killed while it was being written
+    # Killed while writing trainer_state.json, the last file: present but cut short.
+    make_checkpoint(folder, 40)
+    (folder / "checkpoint-40/trainer_state.json").write_text('{"global_step": 4')
     assert stage.prepare_checkpoints(folder, "run-a", is_main=True) == folder / "checkpoint-20"
     # Another process of the same run reads the same answer and changes nothing.
     assert stage.prepare_checkpoints(folder, "run-a", is_main=False) == folder / "checkpoint-20"
@@ -385,7 +390,7 @@ def test_killed_run_resumes_to_the_same_result(
     killed = start_dvc(repo, "repro", "-f", "-s", "train_distilbert", log=log)
     kill_when(
         killed,
-        lambda: bool(list(repo.glob("checkpoints/distilbert/checkpoint-*/trainer_state.json"))),
+        lambda: bool(stage.complete_checkpoints(repo / "checkpoints/distilbert")),
         log,
         timeout=240,
     )
