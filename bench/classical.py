@@ -24,13 +24,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-# `python bench/classical.py` puts bench/ first on sys.path, where bench/tokenize.py would
-# shadow the standard library's `tokenize` (which pandas and tracebacks import).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from bench.project import (  # noqa: E402
+from bench.project import (
     IMDB_DIR,
     NO_CAPS,
     OFFLINE_ENV,
@@ -38,6 +32,8 @@ from bench.project import (  # noqa: E402
     require,
     temp_project,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 MODELS = {
     "rf": ("stages.train_rf", "train_rf", "RFParams"),
@@ -84,8 +80,10 @@ def worker(name: str, frame_dir: Path, overrides: dict[str, dict[str, object]]) 
 
     import numpy as np
 
-    from stages.classical import fit_pipeline, positive_proba, read_frame
-    from stages.common import load_params, load_section, load_shared, setup_logging
+    from stages.classical import pipeline_positive_proba
+    from stages.classical_training import fit_pipeline, read_frame
+    from stages.errors import setup_logging
+    from stages.params import load_params, load_section, load_shared
 
     setup_logging()
     module_name, section, schema_name = MODELS[name]
@@ -100,7 +98,7 @@ def worker(name: str, frame_dir: Path, overrides: dict[str, dict[str, object]]) 
     cpu_start = time.process_time()
     fit_s = fit_pipeline(pipeline, train)
     fit_cpu_s = time.process_time() - cpu_start
-    proba = positive_proba(pipeline, test)
+    proba = pipeline_positive_proba(pipeline, test)
     accuracy = float(np.mean((proba >= 0.5) == test["label"].to_numpy()))
     print(
         json.dumps(
@@ -119,11 +117,12 @@ def worker(name: str, frame_dir: Path, overrides: dict[str, dict[str, object]]) 
 
 def run_worker(name: str, frame_dir: Path, overrides: list[str]) -> dict[str, object]:
     """Run `worker` in a subprocess; add its peak resident memory from wait4's rusage."""
-    args = [sys.executable, __file__, "--worker", name, "--frame-dir", str(frame_dir)]
+    args = [sys.executable, "-m", "bench.classical", "--worker", name]
+    args += ["--frame-dir", str(frame_dir)]
     for item in overrides:
         args += ["-S", item]
     env = dict(os.environ, **OFFLINE, PYTHONPATH=str(REPO))
-    child = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True, cwd=REPO)
     stdout = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)

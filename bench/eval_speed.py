@@ -26,31 +26,23 @@ ratio, same_predictions.
 
 from __future__ import annotations
 
-import os
+import argparse
+import json
+import logging
 import sys
+import tempfile
+import time
 
-# bench/tokenize.py is named like the standard library's `tokenize`, which `logging` and
-# others import: take this folder off the import path before importing anything else.
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)]
+import numpy as np
+import pandas as pd
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.project import IMDB_DIR, STAND_IN_MODEL  # noqa: E402
-from stages.common import ID2LABEL, LABEL2ID, seed_everything  # noqa: E402
-from stages.evaluate import EvaluateParams  # noqa: E402
-from stages.inference import pick_device, predict_logits  # noqa: E402
-from stages.prepare import clean_text  # noqa: E402
-from stages.tokenize import TokenizeParams, load_tokenizer, tokenize_split  # noqa: E402
+from bench.project import IMDB_DIR, STAND_IN_MODEL
+from stages.cleaning import clean_text
+from stages.cutting import TokenizeParams, tokenize_texts
+from stages.evaluate import EvaluateParams
+from stages.hub import load_tokenizer
+from stages.inference import pick_device, predict_logits
+from stages.labels import ID2LABEL, LABEL2ID
 
 TEST_FILE = IMDB_DIR / "test.parquet"
 TOKENIZER_DIR = STAND_IN_MODEL
@@ -101,9 +93,10 @@ def load_model(kind: str, vocab_size: int):
         AutoModelForSequenceClassification,
         DistilBertConfig,
         DistilBertForSequenceClassification,
+        set_seed,
     )
 
-    seed_everything(SEED)
+    set_seed(SEED)
     if kind == "minilm":
         return AutoModelForSequenceClassification.from_pretrained(
             TOKENIZER_DIR, num_labels=2, id2label=ID2LABEL, label2id=LABEL2ID
@@ -129,7 +122,7 @@ def main() -> None:
     reviews = load_reviews(args.reviews)
     tokenizer = load_tokenizer(str(TOKENIZER_DIR))
     config = TokenizeParams()  # the project's defaults: 512 tokens, head_tail 128
-    encoded = tokenize_split(reviews["text"].tolist(), tokenizer, config, desc="tokenize")
+    encoded = tokenize_texts(reviews["text"].tolist(), tokenizer, config, desc="tokenize")
     input_ids = encoded["input_ids"]
     lengths = np.array([len(ids) for ids in input_ids])
     print(

@@ -17,36 +17,19 @@ Prints a JSON object on its last line: accuracy, train_reviews_per_s and the set
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
 import os
-import sys
+from pathlib import Path
 
-# bench/ holds a `tokenize.py`, named like the standard library module that `logging` and
-# others import: take this folder off the import path before importing anything else.
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.project import IMDB_DIR, OFFLINE_ENV, STAND_IN_MODEL, require, temp_project  # noqa: E402
-from stages import prepare, tokenize  # noqa: E402
-from stages.common import (  # noqa: E402
-    TOKENIZED_HF_DIR,
-    load_params,
-    load_section,
-    load_shared,
-    setup_logging,
-)
-from stages.train_distilbert import (  # noqa: E402
-    MODEL_DIR,
-    TrainParams,
-    build_trainer,
-    build_training_arguments,
-    fine_tune,
-)
+from bench.project import IMDB_DIR, OFFLINE_ENV, STAND_IN_MODEL, require, temp_project
+from stages import prepare, tokenize
+from stages.errors import setup_logging
+from stages.params import load_params, load_section, load_shared
+from stages.paths import TOKENIZED_HF_DIR
+from stages.train_distilbert import MODEL_DIR, TrainParams, build_training_arguments, fine_tune
+from stages.trainer import build_trainer
 
 
 def main() -> None:
@@ -78,21 +61,21 @@ def main() -> None:
         "tokenize.max_length": args.max_length,
         "tokenize.truncation": args.truncation,
         "tokenize.head_tokens": args.head_tokens,
-        "train.learning_rate": args.lr,
-        "train.per_device_train_batch_size": args.batch_size,
-        "train.per_device_eval_batch_size": 64,
-        "train.num_train_epochs": args.epochs,
-        "train.warmup_ratio": args.warmup_ratio,
-        "train.eval_strategy": "no",
-        "train.save_strategy": "no",
-        "train.load_best_model_at_end": False,
-        "train.logging_steps": 25,
+        "train_distilbert.learning_rate": args.lr,
+        "train_distilbert.per_device_train_batch_size": args.batch_size,
+        "train_distilbert.per_device_eval_batch_size": 64,
+        "train_distilbert.num_train_epochs": args.epochs,
+        "train_distilbert.warmup_ratio": args.warmup_ratio,
+        "train_distilbert.eval_strategy": "no",
+        "train_distilbert.save_strategy": "no",
+        "train_distilbert.load_best_model_at_end": False,
+        "train_distilbert.logging_steps": 25,
     }
     with temp_project("bench-finetune-", settings) as workdir:
         prepare.main()
         tokenize.main()
         params = load_params()
-        config = load_section(params, "train", TrainParams)
+        config = load_section(params, "train_distilbert", TrainParams)
         seed = load_shared(params).seed
         trained = fine_tune(config, seed, str(args.model.resolve()))
 

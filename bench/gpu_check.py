@@ -9,7 +9,7 @@ to 512 tokens as `tokenize` does. Only speed is measured here; accuracy is measu
 `dvc repro` on the real data.
 
 - train: `--train-steps` optimizer steps with the project's Trainer
-  (`stages.train_distilbert.build_trainer`, the `train` defaults: batch 32, mixed
+  (`stages.trainer.build_trainer`, the `train` defaults: batch 32, mixed
   precision `auto`, length-grouped batches, dynamic padding) and with the reference's
   settings (batch 16, fp32, random batches);
 - evaluate: the reference's way (`Trainer.predict`, eval batch 16, random order, fp32,
@@ -25,34 +25,22 @@ Prints both throughputs and their ratios, and as its last line one JSON object.
 
 from __future__ import annotations
 
-import os
-import sys
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
 
-# bench/tokenize.py is named like the standard library's `tokenize`: take this folder off
-# the import path before importing anything else.
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)]
+import numpy as np
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
+from bench.eval_speed import reference_predict
+from stages.evaluate import EvaluateParams
+from stages.inference import pick_device, predict_logits
+from stages.labels import ID2LABEL, LABEL2ID
+from stages.train_distilbert import TrainParams, build_training_arguments
+from stages.trainer import build_trainer
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from bench.eval_speed import reference_predict  # noqa: E402
-from stages.common import ID2LABEL, LABEL2ID, seed_everything  # noqa: E402
-from stages.evaluate import EvaluateParams  # noqa: E402
-from stages.inference import pick_device, predict_logits  # noqa: E402
-from stages.train_distilbert import (  # noqa: E402
-    TrainParams,
-    build_trainer,
-    build_training_arguments,
-)
-
 LENGTHS_FILE = REPO / "bench" / "imdb_test_token_lengths.json"
 MAX_LENGTH = 512
 # DistilBERT's uncased vocabulary: [PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103.
@@ -93,9 +81,9 @@ def make_tokenizer(folder: Path):
 
 
 def make_model(tiny: bool):
-    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification, set_seed
 
-    seed_everything(SEED)
+    set_seed(SEED)
     size = {"n_layers": 2, "dim": 64, "hidden_dim": 128, "n_heads": 2} if tiny else {}
     config = DistilBertConfig(
         vocab_size=VOCAB_SIZE, num_labels=2, id2label=ID2LABEL, label2id=LABEL2ID, **size

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from stages.common import update_params_file
+from stages.params import update_params_file
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

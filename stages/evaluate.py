@@ -4,8 +4,10 @@ Reads the test split (`data/tokenized/frame/test.parquet` for the classical mode
 `data/tokenized/hf` for DistilBERT, whose ids were cut as in training) and the three models,
 and writes:
 - `metrics/evaluate.json`: per model, accuracy, precision, recall, F1, ROC AUC, log loss
-  (for DistilBERT the mean cross-entropy, the reference's eval loss), runtime_s and
-  reviews_per_s (scoring only, loading excluded) and size_mb (the model folder on disk);
+  (for DistilBERT the mean cross-entropy, the reference's eval loss) and size_mb (the
+  model folder on disk);
+- `timings/evaluate.json`: per model, runtime_s and reviews_per_s (scoring only, loading
+  excluded), kept out of the metrics so that a metrics diff shows quality alone;
 - `plots/evaluate/{model}/`: the data of the plots declared in dvc.yaml: confusion.csv
   (one row per test review: actual, predicted), roc.csv and precision_recall.csv
   (downsampled to `evaluate.curve_points`), accuracy_by_length.csv (per bucket of
@@ -25,22 +27,25 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
-from stages.common import (
-    ID2LABEL,
+from stages.atomic import atomic_outputs, json_text
+from stages.classical import pipeline_positive_proba
+from stages.classical_store import load_classical_model
+from stages.cutting import check_fits_model, read_cut_config
+from stages.errors import StageError, run_stage
+from stages.evaluation_plots import write_plot_data
+from stages.hub import load_classifier, load_tokenizer
+from stages.inference import pick_device, predict_logits
+from stages.labels import ID2LABEL
+from stages.metrics import classification_metrics, positive_proba
+from stages.params import Params, load_params, load_section
+from stages.paths import (
     METRICS_DIR,
     MODELS_DIR,
+    TIMINGS_DIR,
+    TOKENIZED_DIR,
     TOKENIZED_FRAME_DIR,
     TOKENIZED_HF_DIR,
-    Params,
-    StageError,
-    atomic_path,
-    classification_metrics,
-    load_params,
-    load_section,
-    run_stage,
-    write_json,
 )
-from stages.inference import pick_device, positive_proba, predict_logits
 
 log = logging.getLogger("imdb_sentiment.evaluate")
 
@@ -48,10 +53,9 @@ CLASSICAL_MODELS = ("rf", "linear")
 TRANSFORMER_MODEL = "distilbert"
 MODEL_NAMES = (*CLASSICAL_MODELS, TRANSFORMER_MODEL)
 METRICS_FILE = METRICS_DIR / "evaluate.json"
+TIMINGS_FILE = TIMINGS_DIR / "evaluate.json"
 ERRORS_FILE = METRICS_DIR / "errors.md"
 PLOTS_DIR = Path("plots/evaluate")
-# Short class names in the confusion data: 25k rows per model stay small in Git.
-SHORT_LABELS = {0: "neg", 1: "pos"}
 
 
 class EvaluateParams(Params):
@@ -99,21 +103,17 @@ def read_test_frame() -> pd.DataFrame:
 
 def score_classical(name: str, frame: pd.DataFrame) -> tuple[np.ndarray, float]:
     """P(positive) of the test reviews by models/{name}, and the seconds scoring took."""
-    from stages.classical import load_classical_model
-    from stages.classical import positive_proba as classical_proba
-
     pipeline = load_classical_model(MODELS_DIR / name)
     start = time.perf_counter()
-    proba = classical_proba(pipeline, frame)
-    return np.asarray(proba, dtype=np.float64), time.perf_counter() - start
+    proba = pipeline_positive_proba(pipeline, frame)
+    return proba, time.perf_counter() - start
 
 
 def score_transformer(
-    config: EvaluateParams, expected_labels: np.ndarray
+    config: EvaluateParams, device: Any, expected_labels: np.ndarray
 ) -> tuple[np.ndarray, float]:
     """P(positive) of the test reviews by models/distilbert, and the seconds scoring took."""
     import datasets
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model_dir = MODELS_DIR / TRANSFORMER_MODEL
     if not (model_dir / "config.json").exists():
@@ -124,9 +124,9 @@ def score_transformer(
     test = datasets.load_from_disk(str(hf_dir))["test"]
     if not np.array_equal(np.asarray(test["label"]), expected_labels):
         raise StageError(f"{hf_dir} and {TOKENIZED_FRAME_DIR} hold different test splits")
-    device = pick_device(config.device)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    tokenizer = load_tokenizer(str(model_dir), param=None)
+    model = load_classifier(str(model_dir), param=None)
+    check_fits_model(read_cut_config(TOKENIZED_DIR), model.config, str(model_dir))
     input_ids = test["input_ids"]
     start = time.perf_counter()
     logits = predict_logits(
@@ -139,63 +139,6 @@ def score_transformer(
         desc="distilbert",
     )
     return positive_proba(logits), time.perf_counter() - start
-
-
-def downsample(frame: pd.DataFrame, points: int) -> pd.DataFrame:
-    """At most `points` rows of a curve, evenly spaced, the first and last kept."""
-    if len(frame) <= points:
-        return frame
-    keep = np.unique(np.linspace(0, len(frame) - 1, points).round().astype(int))
-    return frame.iloc[keep]
-
-
-def curve_frames(
-    labels: np.ndarray, proba: np.ndarray, points: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """ROC (fpr, tpr, threshold) and precision-recall (recall, precision, threshold) curves."""
-    from sklearn.metrics import precision_recall_curve, roc_curve
-
-    if len(np.unique(labels)) < 2:
-        empty_roc = pd.DataFrame(columns=["fpr", "tpr", "threshold"])
-        return empty_roc, pd.DataFrame(columns=["recall", "precision", "threshold"])
-    fpr, tpr, roc_thresholds = roc_curve(labels, proba)
-    # roc_curve's first threshold is +inf (no review called positive): keep it finite.
-    roc = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": np.minimum(roc_thresholds, 1.0)})
-    precision, recall, pr_thresholds = precision_recall_curve(labels, proba)
-    # The last point (recall 0, precision 1) has no threshold.
-    pr = pd.DataFrame(
-        {"recall": recall, "precision": precision, "threshold": np.append(pr_thresholds, 1.0)}
-    )
-    # Ordered by recall so that the line is drawn left to right.
-    pr = pr.iloc[::-1].reset_index(drop=True)
-    return downsample(roc, points).round(6), downsample(pr, points).round(6)
-
-
-def length_bucket_names(edges: list[int]) -> list[str]:
-    starts = [0, *edges]
-    names = [f"{start}-{end - 1}" for start, end in zip(starts, edges, strict=False)]
-    return [*names, f"{edges[-1]}+"]
-
-
-def accuracy_by_length(
-    labels: np.ndarray, predicted: np.ndarray, n_tokens: np.ndarray, edges: list[int]
-) -> pd.DataFrame:
-    """Accuracy per bucket of whole-review length (tokens); empty buckets are left out."""
-    bucket = np.searchsorted(np.asarray(edges), n_tokens, side="right")
-    names = length_bucket_names(edges)
-    rows = []
-    for index, name in enumerate(names):
-        in_bucket = bucket == index
-        if in_bucket.any():
-            rows.append(
-                {
-                    "bucket": name,
-                    "min_tokens": ([0, *edges])[index],
-                    "reviews": int(in_bucket.sum()),
-                    "accuracy": round(float((labels[in_bucket] == predicted[in_bucket]).mean()), 6),
-                }
-            )
-    return pd.DataFrame(rows, columns=["bucket", "min_tokens", "reviews", "accuracy"])
 
 
 def confident_errors(
@@ -250,40 +193,23 @@ def errors_markdown(errors: dict[str, list[dict[str, Any]]], n_test: int) -> str
     return "\n".join(lines) + "\n"
 
 
-def write_plot_data(
-    out_dir: Path, frame: pd.DataFrame, proba: np.ndarray, config: EvaluateParams
-) -> None:
-    labels = frame["label"].to_numpy()
-    predicted = (proba >= 0.5).astype(labels.dtype)
-    out_dir.mkdir(parents=True)
-    pd.DataFrame(
-        {
-            "actual": [SHORT_LABELS[int(v)] for v in labels],
-            "predicted": [SHORT_LABELS[int(v)] for v in predicted],
-        }
-    ).to_csv(out_dir / "confusion.csv", index=False)
-    roc, pr = curve_frames(labels, proba, config.curve_points)
-    roc.to_csv(out_dir / "roc.csv", index=False)
-    pr.to_csv(out_dir / "precision_recall.csv", index=False)
-    accuracy_by_length(
-        labels, predicted, frame["n_tokens"].to_numpy(), config.length_buckets
-    ).to_csv(out_dir / "accuracy_by_length.csv", index=False)
-
-
 def main() -> None:
     config = load_section(load_params(), "evaluate", EvaluateParams)
+    # Checked before any model is scored.
+    device = pick_device(config.device)
     frame = read_test_frame()
     labels = frame["label"].to_numpy()
     log.info("scoring %d test reviews with %s", len(frame), ", ".join(MODEL_NAMES))
 
     scores: dict[str, np.ndarray] = {}
     metrics: dict[str, dict[str, Any]] = {}
+    timings: dict[str, dict[str, float]] = {}
     for name in MODEL_NAMES:
         model_dir = MODELS_DIR / name
         if not model_dir.is_dir():
             raise StageError(f"{model_dir} is missing: run `dvc repro` to train it first")
         if name == TRANSFORMER_MODEL:
-            proba, seconds = score_transformer(config, labels)
+            proba, seconds = score_transformer(config, device, labels)
         else:
             proba, seconds = score_classical(name, frame)
         if proba.shape != labels.shape or not np.isfinite(proba).all():
@@ -291,25 +217,29 @@ def main() -> None:
         scores[name] = proba
         metrics[name] = {
             **classification_metrics(labels, proba),
-            # Timing: varies from run to run and machine to machine.
-            "runtime_s": round(seconds, 3),
-            "reviews_per_s": round(len(labels) / max(seconds, 1e-9), 1),
             "size_mb": model_size_mb(model_dir),
         }
-        log.info("%s: %s", name, json.dumps(metrics[name]))
+        # Apart from the metrics: they vary from run to run and machine to machine.
+        timings[name] = {
+            "runtime_s": round(seconds, 3),
+            "reviews_per_s": round(len(labels) / max(seconds, 1e-9), 1),
+        }
+        log.info("%s: %s %s", name, json.dumps(metrics[name]), json.dumps(timings[name]))
 
-    with atomic_path(PLOTS_DIR) as plots_dir:
-        plots_dir.mkdir(parents=True)
-        for name, proba in scores.items():
-            write_plot_data(plots_dir / name, frame, proba, config)
     errors = {
         name: confident_errors(frame, proba, config.n_errors, config.error_chars)
         for name, proba in scores.items()
     }
-    with atomic_path(ERRORS_FILE) as tmp:
-        tmp.write_text(errors_markdown(errors, len(frame)), encoding="utf-8")
-    write_json(METRICS_FILE, metrics)
-    log.info("wrote %s, %s and %s", METRICS_FILE, PLOTS_DIR, ERRORS_FILE)
+    # No out is replaced until all of them are written.
+    outs = (METRICS_FILE, TIMINGS_FILE, ERRORS_FILE, PLOTS_DIR)
+    with atomic_outputs(*outs) as (metrics_file, timings_file, errors_file, plots):
+        plots.mkdir(parents=True)
+        for name, proba in scores.items():
+            write_plot_data(plots / name, frame, proba, config.curve_points, config.length_buckets)
+        errors_file.write_text(errors_markdown(errors, len(frame)), encoding="utf-8")
+        metrics_file.write_text(json_text(metrics), encoding="utf-8")
+        timings_file.write_text(json_text(timings), encoding="utf-8")
+    log.info("wrote %s, %s, %s and %s", *outs)
 
 
 if __name__ == "__main__":

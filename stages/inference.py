@@ -1,5 +1,5 @@
-"""Fast batch inference of a sequence-classification transformer, shared by `evaluate`,
-`predict` and `bench/eval_speed.py`.
+"""Fast batch inference of a sequence-classification transformer, shared by `evaluate`
+and the benchmarks.
 
 What buys the speed, compared with `Trainer.predict` over the reviews in their own order:
 - reviews are sorted by length, so a batch holds reviews of about the same length and
@@ -28,23 +28,31 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from stages.common import StageError
+from stages.errors import StageError
 
 log = logging.getLogger("imdb_sentiment.inference")
 
 
-def pick_device(device: str = "auto") -> Any:
-    """`auto` is the GPU when there is one, else the CPU; otherwise a torch device name."""
+def pick_device(device: str = "auto", param: str = "evaluate.device") -> Any:
+    """`auto` is the GPU when there is one, else the CPU; otherwise `cpu`, `cuda` or
+    `cuda:N`, checked against this machine."""
     import torch
 
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    valid = "valid: auto, cpu, cuda or cuda:N"
     try:
         picked = torch.device(device)
-    except RuntimeError as exc:
-        raise StageError(f"device={device!r}: not a torch device ({exc})") from exc
-    if picked.type == "cuda" and not torch.cuda.is_available():
-        raise StageError(f"device={device!r}: no CUDA GPU on this machine")
+    except (RuntimeError, ValueError) as exc:
+        raise StageError(f"{param} = {device!r}: not a device ({valid})") from exc
+    if picked.type not in ("cpu", "cuda"):
+        raise StageError(f"{param} = {device!r}: cannot score on {picked.type} ({valid})")
+    if picked.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise StageError(f"{param} = {device!r}: no CUDA GPU on this machine")
+        if picked.index is not None and picked.index >= count:
+            raise StageError(f"{param} = {device!r}: this machine has {count} GPU(s)")
     return picked
 
 
@@ -216,16 +224,3 @@ def predict_logits(
             logits[indices] = out.float().cpu().numpy()
             progress.update(len(indices))
     return logits
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64 (so P close to 0 or 1 keeps its precision for log loss)."""
-    shifted = np.asarray(logits, dtype=np.float64)
-    shifted = shifted - shifted.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def positive_proba(logits: np.ndarray) -> np.ndarray:
-    """P(label 1 = POSITIVE) from two-class logits."""
-    return softmax(logits)[:, 1]

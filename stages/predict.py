@@ -2,33 +2,28 @@
 
     python -m stages.predict "A wonderful film." "Two hours I will never get back."
     imdb-predict --file reviews.txt                  # one review per line
-    imdb-predict --file reviews.parquet --column review --format jsonl
+    imdb-predict --file reviews.parquet --column review --format jsonl --output out.jsonl
     cat reviews.txt | imdb-predict --model rf --format csv
 
-DistilBERT (the default, `models/distilbert`) runs through a transformers
-`pipeline("text-classification")` whose preprocessing cuts a long review the way training
-did: `tokenize_config.json` beside the model gives `max_length`, `truncation` and
-`head_tokens`, and `stages.tokenize.IdCutter` keeps the same tokens (the pipeline's own
-truncation could only keep the head). `--model rf` / `--model linear` load the classical
-pipelines (`models/rf`, `models/linear`), which read the review's WordPiece tokens beside
-its text: those come from the tokenizer of `model.name` in params.yaml, the one `tokenize`
-used for their training data (`--tokenizer` points elsewhere). Every review is cleaned
-first as `prepare` cleaned the training reviews.
+DistilBERT (the default, `models/distilbert`, or any folder `dvc artifacts get` fetched)
+runs through a transformers `pipeline("text-classification")` whose preprocessing cuts a
+long review the way training did (`tokenize_config.json` beside the model). `--model rf` /
+`--model linear` load the classical pipelines, which read the review's WordPiece tokens
+beside its text: those come from the tokenizer of `model.name` in params.yaml, the one
+`tokenize` used (`--tokenizer` points elsewhere). Every review is cleaned first as
+`prepare` cleaned the training reviews.
 
 Output: one row per review with its input position (`index`, from 1), `label`
-(NEGATIVE/POSITIVE), `score` (the probability of that label, as the pipeline gives it) and
-`p_positive`. An empty review gets one `error:` line on stderr and no row; the others are
-still scored and the exit status is 1. A missing model folder, an unreadable file or a
-missing column stop with one `error:` line before anything is scored.
+(NEGATIVE/POSITIVE), `score` (the probability of that label) and `p_positive`. An empty
+review, or one that is not valid UTF-8, gets one `error:` line on stderr and no row; the
+others are still scored and the exit status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,68 +32,45 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.common import (
-    ID2LABEL,
-    MODELS_DIR,
-    PARAMS_FILE,
-    ModelParams,
-    StageError,
-    load_params,
-    load_section,
-    run_stage,
+from stages.atomic import atomic_path
+from stages.classical_store import MODEL_FILE, classical_positive_proba, load_classical_model
+from stages.cleaning import CleaningParams, clean_text
+from stages.cutting import (
+    IdCutter,
+    TokenizeParams,
+    check_fits_model,
+    read_cut_config,
+    tokenize_texts,
 )
+from stages.errors import StageError, one_line, run_stage
+from stages.hub import load_tokenizer, refuse_remote_code
 from stages.inference import length_order
-from stages.prepare import PrepareParams, clean_text
-from stages.tokenize import IdCutter, TokenizeParams, load_tokenizer, tokenize_split
+from stages.labels import ID2LABEL
+from stages.params import ModelParams, load_params, load_section, load_subset
+from stages.paths import MODELS_DIR, PARAMS_FILE
+from stages.review_io import Reviews, format_rows, read_reviews
 
 log = logging.getLogger("imdb_sentiment.predict")
 
 MODEL_CHOICES = ("distilbert", "rf", "linear")
 FORMATS = ("table", "jsonl", "csv")
-TOKENIZE_CONFIG_NAME = "tokenize_config.json"
-TABLE_TEXT_CHARS = 60
 
 
-def read_reviews(
-    texts: Sequence[str], file: str | None, column: str, stdin: io.TextIOBase | None = None
-) -> list[str]:
-    """The reviews to label: `texts`, then those of `file` (a text file, one review per
-    line; a .csv or .parquet file's `column`; `-` for stdin). With neither, stdin."""
-    reviews = list(texts)
-    if file is None and not reviews:
-        file = "-"
-    if file is None:
-        return reviews
-    if file == "-":
-        stream = stdin if stdin is not None else sys.stdin
-        return reviews + stream.read().splitlines()
-    path = Path(file)
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        elif suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        else:
-            return reviews + path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise StageError(f"{file}: cannot read reviews ({reason})") from exc
-    except Exception as exc:  # pyarrow and the csv parser raise many types for a bad file
-        raise StageError(f"{file}: cannot read reviews ({type(exc).__name__}: {exc})") from exc
-    if column not in frame.columns:
-        raise StageError(f"{file}: no column {column!r}; it has {list(frame.columns)}")
-    values = frame[column]
-    return reviews + ["" if pd.isna(value) else str(value) for value in values]
-
-
-def clean_reviews(reviews: Sequence[str], prepare: PrepareParams) -> tuple[list[int], list[str]]:
-    """Clean every review as `prepare` did; report each empty one on stderr.
-    Returns the positions (from 0) of the non-empty reviews and their cleaned text."""
+def clean_reviews(reviews: Reviews, cleaning: CleaningParams) -> tuple[list[int], list[str]]:
+    """Clean every review as `prepare` did; report each bad or empty one on stderr.
+    Returns the positions (from 0) of the reviews to score and their cleaned text."""
     kept, cleaned = [], []
-    for position, review in enumerate(reviews):
+    for position, review in enumerate(reviews.texts):
+        if position in reviews.bad:
+            print(
+                f"error: review {position + 1}: {reviews.bad[position]}; not scored",
+                file=sys.stderr,
+            )
+            continue
         text = clean_text(
-            review, clean_html=prepare.clean_html, normalize_whitespace=prepare.normalize_whitespace
+            review,
+            clean_html=cleaning.clean_html,
+            normalize_whitespace=cleaning.normalize_whitespace,
         )
         if not text.strip():
             print(f"error: review {position + 1} is empty; not scored", file=sys.stderr)
@@ -111,25 +83,11 @@ def clean_reviews(reviews: Sequence[str], prepare: PrepareParams) -> tuple[list[
 def check_model_dir(model_dir: Path, needed: str) -> None:
     if not model_dir.is_dir():
         raise StageError(
-            f"{model_dir}: no such model folder (train it with `dvc repro` or fetch it with "
-            "`dvc pull`)"
+            f"{model_dir}: no such model folder (train it with `dvc repro`, fetch it with "
+            "`dvc pull` or `dvc artifacts get`)"
         )
     if not (model_dir / needed).exists():
         raise StageError(f"{model_dir}: {needed} is missing; is this a trained model folder?")
-
-
-def read_cut_config(model_dir: Path) -> TokenizeParams:
-    """How training cut the ids: `tokenize_config.json` beside the model."""
-    path = model_dir / TOKENIZE_CONFIG_NAME
-    if not path.exists():
-        raise StageError(f"{path} is missing: the model folder must come from train_distilbert")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return TokenizeParams.model_validate(
-            {key: raw[key] for key in TokenizeParams.model_fields if key in raw}
-        )
-    except (ValueError, TypeError) as exc:
-        raise StageError(f"{path}: not a valid tokenize config ({exc})") from exc
 
 
 def cutting_pipeline_class() -> type:
@@ -157,8 +115,10 @@ def transformer_proba(model_dir: Path, texts: list[str], batch_size: int) -> np.
     import transformers
 
     check_model_dir(model_dir, "config.json")
+    refuse_remote_code(model_dir)
     cut = read_cut_config(model_dir)
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
     try:
         classifier = transformers.pipeline(
             "text-classification",
@@ -166,9 +126,20 @@ def transformer_proba(model_dir: Path, texts: list[str], batch_size: int) -> np.
             tokenizer=str(model_dir),
             pipeline_class=cutting_pipeline_class(),
             device=0 if torch.cuda.is_available() else -1,
+            trust_remote_code=False,
         )
-    except (OSError, ValueError) as exc:
-        raise StageError(f"{model_dir}: cannot load the model ({exc})") from exc
+    except Exception as exc:  # transformers and safetensors raise many types
+        detail = " ".join(str(exc).split())[:200]
+        raise StageError(
+            f"{model_dir}: cannot load the model ({type(exc).__name__}: {detail})"
+        ) from exc
+    check_fits_model(cut, classifier.model.config, str(model_dir / "tokenize_config.json"))
+    vocab_size = getattr(classifier.model.config, "vocab_size", None)
+    if isinstance(vocab_size, int) and len(classifier.tokenizer) > vocab_size:
+        raise StageError(
+            f"{model_dir}: its tokenizer has {len(classifier.tokenizer)} tokens, more than "
+            f"the model's {vocab_size}"
+        )
     classifier.cut = cut
     label2id = {name.upper(): idx for idx, name in classifier.model.config.id2label.items()}
     if label2id.get("POSITIVE") != 1:
@@ -176,24 +147,29 @@ def transformer_proba(model_dir: Path, texts: list[str], batch_size: int) -> np.
     # Longest first, so the pipeline's batches hold reviews of similar length (less padding).
     order = length_order([len(text) for text in texts])
     proba = np.empty(len(texts), dtype=np.float64)
-    outputs = classifier([texts[i] for i in order], batch_size=batch_size, top_k=None)
-    for index, scores in zip(order, outputs, strict=True):
-        proba[index] = next(s["score"] for s in scores if s["label"].upper() == "POSITIVE")
+    try:
+        outputs = classifier([texts[i] for i in order], batch_size=batch_size, top_k=None)
+        for index, scores in zip(order, outputs, strict=True):
+            proba[index] = next(s["score"] for s in scores if s["label"].upper() == "POSITIVE")
+    except (RuntimeError, IndexError, ValueError, TypeError) as exc:  # weights of a wrong shape
+        raise StageError(
+            f"{model_dir}: the model cannot score reviews ({type(exc).__name__}: "
+            f"{one_line(exc, 200)})"
+        ) from exc
     return proba
 
 
-def classical_proba(model_dir: Path, texts: list[str], tokenizer_name: str) -> np.ndarray:
+def classical_proba(
+    model_dir: Path, texts: list[str], tokenizer_name: str, tokenizer_param: str = "model.name"
+) -> np.ndarray:
     """P(positive) of `texts` by the classical pipeline in `model_dir`."""
-    from stages.classical import MODEL_FILE, load_classical_model
-    from stages.classical import positive_proba as pipeline_proba
-
     check_model_dir(model_dir, MODEL_FILE)
     pipeline = load_classical_model(model_dir)
-    tokenizer = load_tokenizer(tokenizer_name)
+    tokenizer = load_tokenizer(tokenizer_name, tokenizer_param)
     # Whole-review tokens joined by spaces, exactly as `tokenize` writes them for training.
-    tokens = tokenize_split(texts, tokenizer, TokenizeParams(), desc="tokens")["tokens"]
+    tokens = tokenize_texts(texts, tokenizer, TokenizeParams(), desc="tokens")["tokens"]
     frame = pd.DataFrame({"text": texts, "tokens": tokens})
-    return np.asarray(pipeline_proba(pipeline, frame), dtype=np.float64)
+    return classical_positive_proba(pipeline, frame, str(model_dir / MODEL_FILE))
 
 
 def result_rows(
@@ -214,27 +190,6 @@ def result_rows(
     return rows
 
 
-def format_rows(rows: list[dict[str, Any]], fmt: str) -> str:
-    """The rows as an aligned table, JSON lines or CSV (the last two with the full text)."""
-    if fmt == "jsonl":
-        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(
-            out, fieldnames=["index", "label", "score", "p_positive", "review"], lineterminator="\n"
-        )
-        writer.writeheader()
-        writer.writerows(rows)
-        return out.getvalue()
-    lines = [f"{'#':>5}  {'label':<8}  {'score':>6}  review"]
-    for row in rows:
-        text = row["review"]
-        if len(text) > TABLE_TEXT_CHARS:
-            text = text[: TABLE_TEXT_CHARS - 1] + "…"
-        lines.append(f"{row['index']:>5}  {row['label']:<8}  {row['score']:>6.3f}  {text}")
-    return "\n".join(lines) + "\n"
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="imdb-predict",
@@ -248,6 +203,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", choices=MODEL_CHOICES, default="distilbert")
     parser.add_argument("--model-dir", type=Path, help="default: models/<model>")
     parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument("--output", type=Path, help="write here (atomically) instead of stdout")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
         "--tokenizer", help="rf/linear only: tokenizer for the tokens column (default model.name)"
@@ -255,29 +211,71 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_output(output: Path | None, file: str | None) -> None:
+    """Stop before any work on an --output that would destroy something: a folder (it
+    would be replaced by the file) or the input file itself."""
+    if output is None:
+        return
+    if output.is_dir():
+        raise StageError(f"--output {output}: is a folder; name a file to write")
+    if file in (None, "-") or not (output.exists() and Path(file).exists()):
+        return
+    if output.samefile(file):
+        raise StageError(f"--output {output}: is the --file being read; name another file")
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """Write `text` to stdout, or atomically to `output` (all of it, or nothing)."""
+    if output is not None:
+        try:
+            with atomic_path(output) as tmp:
+                tmp.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise StageError(f"--output {output}: cannot write ({exc.strerror or exc})") from exc
+        return
+    if sys.stdout is None:
+        raise StageError("stdout is closed: pass --output FILE")
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:  # a closed pipe (`| head`), a full disk
+        # Point stdout at /dev/null, so the interpreter's own flush at exit stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise StageError(f"cannot write to stdout ({exc.strerror or exc})") from exc
+
+
 def predict(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise StageError(f"--batch-size {args.batch_size}: must be at least 1")
     params = load_params() if PARAMS_FILE.exists() else {}
-    prepare = load_section(params, "prepare", PrepareParams)
+    cleaning = load_subset(params, "prepare", CleaningParams)
     model_dir = args.model_dir or MODELS_DIR / args.model
     # Before reading stdin, so a wrong model folder does not wait for input first.
-    check_model_dir(model_dir, "config.json" if args.model == "distilbert" else "model.skops")
+    check_model_dir(model_dir, "config.json" if args.model == "distilbert" else MODEL_FILE)
+    check_output(args.output, args.file)
     reviews = read_reviews(args.reviews, args.file, args.column)
-    if not reviews:
+    if not reviews.texts:
         raise StageError("no reviews given: pass them as arguments, with --file, or on stdin")
-    positions, texts = clean_reviews(reviews, prepare)
+    positions, texts = clean_reviews(reviews, cleaning)
+    rows: list[dict[str, Any]] = []
     if texts:
         if args.model == "distilbert":
             proba = transformer_proba(model_dir, texts, args.batch_size)
         else:
-            tokenizer_name = args.tokenizer or load_section(params, "model", ModelParams).name
-            proba = classical_proba(model_dir, texts, tokenizer_name)
-        sys.stdout.write(format_rows(result_rows(positions, texts, proba), args.format))
-        sys.stdout.flush()
-    skipped = len(reviews) - len(texts)
+            if args.tokenizer is not None:
+                proba = classical_proba(model_dir, texts, args.tokenizer, "--tokenizer")
+            else:
+                name = load_section(params, "model", ModelParams).name
+                proba = classical_proba(model_dir, texts, name)
+        rows = result_rows(positions, texts, proba)
+    write_output(format_rows(rows, args.format), args.output)
+    skipped = len(reviews.texts) - len(texts)
     if skipped:
-        raise StageError(f"{skipped} of {len(reviews)} review(s) empty and not scored")
+        empty = skipped - len(reviews.bad)
+        kinds = (["empty"] if empty else []) + (["unreadable"] if reviews.bad else [])
+        raise StageError(
+            f"{skipped} of {len(reviews.texts)} review(s) {' or '.join(kinds)} and not scored"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

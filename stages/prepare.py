@@ -8,7 +8,6 @@ with columns `text` and `label`, plus the row counts to `metrics/prepare.json`.
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from pathlib import Path
@@ -17,21 +16,12 @@ import pandas as pd
 from pydantic import Field
 from sklearn.model_selection import train_test_split
 
-from stages.common import (
-    METRICS_DIR,
-    PREPARED_DIR,
-    DataParams,
-    Params,
-    StageError,
-    atomic_path,
-    is_local_path,
-    load_from_hub,
-    load_params,
-    load_section,
-    load_shared,
-    run_stage,
-    write_json,
-)
+from stages.atomic import atomic_outputs, json_text
+from stages.cleaning import CleaningParams, clean_text
+from stages.errors import StageError, run_stage
+from stages.hub import is_local_path, load_from_hub
+from stages.params import DataParams, load_params, load_section, load_shared
+from stages.paths import METRICS_DIR, PREPARED_DIR
 
 log = logging.getLogger("imdb_sentiment.prepare")
 
@@ -40,31 +30,16 @@ LABELED_SPLITS = ("train", "test")
 ACLIMDB_LABEL_DIRS = {"neg": 0, "pos": 1}
 ACLIMDB_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
 
-# `<br />` is how the original files break lines; any other tag is markup, not review text.
-HTML_BREAK = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
-HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
-WHITESPACE = re.compile(r"\s+")
 
-
-class PrepareParams(Params):
+class PrepareParams(CleaningParams):
     validation_size: float = Field(0.1, gt=0, lt=1)
-    clean_html: bool = True
-    normalize_whitespace: bool = True
     drop_duplicates: bool = False
+    # Drop from train and validation the reviews that also occur, word for word after
+    # cleaning, in the test split, so that the test split measures generalisation.
+    drop_test_overlap: bool = False
     max_train_samples: int | None = Field(None, ge=2)
     max_validation_samples: int | None = Field(None, ge=2)
     max_test_samples: int | None = Field(None, ge=2)
-
-
-def clean_text(text: str, *, clean_html: bool, normalize_whitespace: bool) -> str:
-    """Strip HTML line breaks, tags and entities; collapse runs of white space."""
-    if clean_html:
-        text = HTML_BREAK.sub(" ", text)
-        text = HTML_TAG.sub(" ", text)
-        text = html.unescape(text)
-    if normalize_whitespace:
-        text = WHITESPACE.sub(" ", text).strip()
-    return text
 
 
 def load_source(source: str) -> dict[str, pd.DataFrame]:
@@ -197,6 +172,12 @@ def stratified_sample(frame: pd.DataFrame, size: int | None, seed: int) -> pd.Da
     return sample.reset_index(drop=True)
 
 
+def test_overlap(splits: dict[str, pd.DataFrame]) -> int:
+    """How many test reviews occur word for word in train or validation."""
+    seen = set(splits["train"]["text"]) | set(splits["validation"]["text"])
+    return int(splits["test"]["text"].isin(seen).sum())
+
+
 def split_validation(
     train: pd.DataFrame, validation_size: float, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -232,26 +213,42 @@ def main() -> None:
         "test": stratified_sample(cleaned["test"], config.max_test_samples, seed),
     }
 
-    with atomic_path(PREPARED_DIR) as out_dir:
+    overlap = test_overlap(splits)
+    if overlap:
+        log.warning(
+            "%d test review(s) also occur word for word in train or validation%s",
+            overlap,
+            ": dropped from train and validation"
+            if config.drop_test_overlap
+            else " (prepare.drop_test_overlap: true drops them there)",
+        )
+    if config.drop_test_overlap:
+        seen = set(splits["test"]["text"])
+        for split in ("train", "validation"):
+            in_test = splits[split]["text"].isin(seen)
+            splits[split] = splits[split][~in_test].reset_index(drop=True)
+            dropped.setdefault(split, {})["test_overlap"] = int(in_test.sum())
+
+    rows = {split: len(frame) for split, frame in splits.items()}
+    metrics = {
+        "rows": rows,
+        "positive_share": {
+            split: round(float(frame["label"].mean()), 6) for split, frame in splits.items()
+        },
+        "test_reviews_also_in_train": overlap,
+        "dropped": {
+            f"{split}_{reason}": count
+            for split, counts in dropped.items()
+            for reason, count in counts.items()
+        },
+    }
+    # Neither out is replaced until both are written.
+    with atomic_outputs(PREPARED_DIR, METRICS_FILE) as (out_dir, metrics_file):
         out_dir.mkdir()
         for split, frame in splits.items():
             frame.to_parquet(out_dir / f"{split}.parquet", index=False)
-    rows = {split: len(frame) for split, frame in splits.items()}
+        metrics_file.write_text(json_text(metrics), encoding="utf-8")
     log.info("wrote %s to %s", rows, PREPARED_DIR)
-    write_json(
-        METRICS_FILE,
-        {
-            "rows": rows,
-            "positive_share": {
-                split: round(float(frame["label"].mean()), 6) for split, frame in splits.items()
-            },
-            "dropped": {
-                f"{split}_{reason}": count
-                for split, counts in dropped.items()
-                for reason, count in counts.items()
-            },
-        },
-    )
 
 
 if __name__ == "__main__":

@@ -21,25 +21,16 @@ from stages.classical import (
     NgramParams,
     PresenceVectorizer,
     presence_vectorizer,
-    train_and_save,
 )
-from stages.common import (
-    METRICS_DIR,
-    MODELS_DIR,
-    load_params,
-    load_section,
-    load_shared,
-    run_stage,
-)
-
-MODEL_DIR = MODELS_DIR / "linear"
-METRICS_FILE = METRICS_DIR / "train_linear.json"
+from stages.classical_training import train_and_save
+from stages.errors import run_stage
+from stages.params import load_params, load_section, load_shared
 
 
 class LinearParams(NgramParams):
     ngram_max: int = Field(3, ge=1, le=5)
     # Character n-gram lengths [min, max] taken inside words of `text`; null turns them off.
-    char_ngrams: tuple[int, int] | None = None
+    char_ngrams: list[int] | None = None
     # Laplace smoothing of the NB log-count ratio.
     nb_alpha: float = Field(1.0, gt=0)
     # Inverse L2 regularisation strength of the logistic regression.
@@ -50,8 +41,8 @@ class LinearParams(NgramParams):
 
     @field_validator("char_ngrams")
     @classmethod
-    def _char_range(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
-        if value is not None and not 1 <= value[0] <= value[1] <= 10:
+    def _char_range(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (len(value) != 2 or not 1 <= value[0] <= value[1] <= 10):
             raise ValueError("must be [min, max] with 1 <= min <= max <= 10")
         return value
 
@@ -97,7 +88,7 @@ def main() -> None:
     params = load_params()
     seed = load_shared(params).seed
     config = load_section(params, "train_linear", LinearParams)
-    train_and_save(build_pipeline(config, seed), MODEL_DIR, METRICS_FILE, "NB-LR")
+    train_and_save(build_pipeline(config, seed), "linear", "NB-LR")
 
 
 if __name__ == "__main__":

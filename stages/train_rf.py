@@ -24,19 +24,10 @@ from stages.classical import (
     NBEvidence,
     NgramParams,
     presence_vectorizer,
-    train_and_save,
 )
-from stages.common import (
-    METRICS_DIR,
-    MODELS_DIR,
-    load_params,
-    load_section,
-    load_shared,
-    run_stage,
-)
-
-MODEL_DIR = MODELS_DIR / "rf"
-METRICS_FILE = METRICS_DIR / "train_rf.json"
+from stages.classical_training import train_and_save
+from stages.errors import run_stage
+from stages.params import load_params, load_section, load_shared
 
 
 class RFParams(NgramParams):
@@ -103,7 +94,7 @@ def main() -> None:
     seed = load_shared(params).seed
     config = load_section(params, "train_rf", RFParams)
     forest = f"a {config.n_estimators}-tree forest"
-    train_and_save(build_pipeline(config, seed), MODEL_DIR, METRICS_FILE, forest)
+    train_and_save(build_pipeline(config, seed), "rf", forest)
 
 
 if __name__ == "__main__":

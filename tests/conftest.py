@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from stages.common import update_params_file
+from stages.params import update_params_file
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # What a clone of the project holds that the pipeline needs (generated outputs excluded).
@@ -72,12 +72,12 @@ TINY_PARAMS: dict[str, Any] = {
     "tokenize.batch_size": 16,
     # train_distilbert: the tiny model, trained from scratch, needs a high learning rate
     # and 100-150 steps before its loss leaves 0.69 (on 150 reviews: ~0.82 accuracy).
-    "train.learning_rate": 0.002,
-    "train.per_device_train_batch_size": 8,
-    "train.per_device_eval_batch_size": 16,
-    "train.num_train_epochs": 10,
-    "train.warmup_ratio": 0.0,
-    "train.logging_steps": 4,
+    "train_distilbert.learning_rate": 0.002,
+    "train_distilbert.per_device_train_batch_size": 8,
+    "train_distilbert.per_device_eval_batch_size": 16,
+    "train_distilbert.num_train_epochs": 10,
+    "train_distilbert.warmup_ratio": 0.0,
+    "train_distilbert.logging_steps": 4,
     # train_rf / train_linear: a few hundred reviews of ~40 distinct words.
     "train_rf.min_df": 2,
     "train_rf.select_k": 200,

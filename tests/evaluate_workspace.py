@@ -87,7 +87,7 @@ def build_workspace(root: Path, tiny_model_dir: Path) -> Path:
     import pandas as pd
 
     from stages import prepare, tokenize
-    from stages.classical import save_classical_model
+    from stages.classical_store import save_classical_model
 
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy2(PROJECT_ROOT / "params.yaml", root / "params.yaml")

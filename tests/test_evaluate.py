@@ -16,14 +16,15 @@ from conftest import PROJECT_ROOT, dvc, run, set_params
 from evaluate_workspace import build_workspace, chdir
 
 from stages import evaluate
-from stages.common import StageError
+from stages.errors import StageError
+from stages.evaluation_plots import accuracy_by_length, curve_frames
 from stages.inference import (
     first_position_last_layer,
     length_sorted_batches,
     pad_batch,
-    positive_proba,
     predict_logits,
 )
+from stages.metrics import positive_proba
 
 METRIC_KEYS = {
     "accuracy",
@@ -190,7 +191,7 @@ def test_curves_are_downsampled_and_keep_their_ends() -> None:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 5000)
     proba = np.clip(labels * 0.3 + rng.random(5000) * 0.7, 0, 1)
-    roc, pr = evaluate.curve_frames(labels, proba, points=50)
+    roc, pr = curve_frames(labels, proba, points=50)
     assert 2 <= len(roc) <= 50 and 2 <= len(pr) <= 50
     assert (roc.iloc[0]["fpr"], roc.iloc[0]["tpr"]) == (0.0, 0.0)
     assert (roc.iloc[-1]["fpr"], roc.iloc[-1]["tpr"]) == (1.0, 1.0)
@@ -202,7 +203,7 @@ def test_accuracy_by_length_buckets_by_whole_review_tokens() -> None:
     labels = np.array([1, 1, 0, 0, 1])
     predicted = np.array([1, 0, 0, 1, 1])
     n_tokens = np.array([10, 127, 128, 600, 2000])
-    table = evaluate.accuracy_by_length(labels, predicted, n_tokens, [128, 512, 1024])
+    table = accuracy_by_length(labels, predicted, n_tokens, [128, 512, 1024])
     assert table["bucket"].tolist() == ["0-127", "128-511", "512-1023", "1024+"]
     assert table["reviews"].tolist() == [2, 1, 1, 1]
     assert table["accuracy"].tolist() == [0.5, 1.0, 0.0, 1.0]

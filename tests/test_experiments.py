@@ -18,7 +18,7 @@ from dvc_helpers import (
     reference_run,
 )
 
-from stages.common import load_params
+from stages.params import load_params
 
 pytestmark = pytest.mark.e2e
 
@@ -68,10 +68,11 @@ def test_every_param_is_read_by_a_stage() -> None:
 def test_exp_run_set_param_and_exp_show(reference: Reference, tmp_path: Path) -> None:
     repo = clone_with_cache(reference.repo, tmp_path / "repo")
     declared = _declared_params(load_yaml(repo / "dvc.yaml"))
-    assert "train" in declared.get("train_distilbert", []), "train_distilbert must exist"
+    assert "train_distilbert" in declared.get("train_distilbert", []), "train_distilbert must exist"
 
-    run = dvc(repo, "exp", "run", "-n", "lr-5e-5", "-S", "train.learning_rate=5e-5")
-    # Only what reads `train` (and what depends on it) reruns; the rest comes from the cache.
+    run = dvc(repo, "exp", "run", "-n", "lr-5e-5", "-S", "train_distilbert.learning_rate=5e-5")
+    # Only what reads `train_distilbert` (and what depends on it) reruns; the rest comes
+    # from the cache.
     assert "Running stage 'train_distilbert'" in run.stdout, run.stdout
     for stage in ("prepare", "tokenize", "train_rf", "train_linear"):
         if stage in pipeline_stages(repo):
@@ -79,7 +80,7 @@ def test_exp_run_set_param_and_exp_show(reference: Reference, tmp_path: Path) ->
 
     # DVC writes the number as YAML 1.2 does, and the stages read it back as a float.
     assert "learning_rate: 5e-05" in (repo / "params.yaml").read_text(encoding="utf-8")
-    learning_rate = load_params(repo / "params.yaml")["train"]["learning_rate"]
+    learning_rate = load_params(repo / "params.yaml")["train_distilbert"]["learning_rate"]
     assert isinstance(learning_rate, float) and learning_rate == 5e-05
     # It took effect: another model than the reference run's (learning rate 1e-3).
     assert lock_outs(repo)["models/distilbert"] != reference.snapshot.lock["models/distilbert"]
@@ -94,7 +95,7 @@ def test_exp_run_set_param_and_exp_show(reference: Reference, tmp_path: Path) ->
     ]
     assert len(experiments) == 1, shown
     data = experiments[0]["data"]
-    shown_lr = data["params"]["params.yaml"]["data"]["train"]["learning_rate"]
+    shown_lr = data["params"]["params.yaml"]["data"]["train_distilbert"]["learning_rate"]
     assert isinstance(shown_lr, float) and shown_lr == 5e-05
     metrics = data["metrics"]["metrics/train_distilbert.json"]["data"]
     assert metrics == json.loads((repo / "metrics/train_distilbert.json").read_text())

@@ -23,7 +23,8 @@ import pandas as pd
 import pytest
 from conftest import PROJECT_ROOT, dvc, git
 
-from stages.evaluate import EvaluateParams, write_plot_data
+from stages.evaluate import EvaluateParams
+from stages.evaluation_plots import write_plot_data
 
 pytestmark = pytest.mark.e2e
 
@@ -115,7 +116,9 @@ def plots_repo(tmp_path: Path) -> Path:
     for index, name in enumerate(MODELS):
         noise = 0.6 + 0.15 * index
         proba = np.clip(labels * (1 - noise) + rng.random(400) * noise, 0, 1)
-        write_plot_data(repo / "plots/evaluate" / name, frame, proba, config)
+        write_plot_data(
+            repo / "plots/evaluate" / name, frame, proba, config.curve_points, config.length_buckets
+        )
     return repo
 
 

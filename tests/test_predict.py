@@ -17,9 +17,11 @@ from conftest import make_review, subprocess_env
 from evaluate_workspace import build_workspace
 
 from stages import predict
-from stages.inference import positive_proba, predict_logits
-from stages.prepare import clean_text
-from stages.tokenize import TokenizeParams, load_tokenizer, tokenize_split
+from stages.cleaning import clean_text
+from stages.cutting import TokenizeParams, tokenize_texts
+from stages.hub import load_tokenizer
+from stages.inference import predict_logits
+from stages.metrics import positive_proba
 
 POSITIVE = "A superb, moving film with a brilliant cast. Loved it."
 NEGATIVE = "Awful. A boring, dull waste of time; the worst script."
@@ -132,7 +134,7 @@ def test_long_reviews_are_cut_as_in_training(in_workspace: Path, capsys) -> None
     texts = test_texts + long_reviews
 
     tokenizer = load_tokenizer("models/distilbert")
-    ids = tokenize_split(texts, tokenizer, cut)["input_ids"]
+    ids = tokenize_texts(texts, tokenizer, cut)["input_ids"]
     assert ids[:10] == test["input_ids"][:10]  # the same cut tokenize made for evaluate
     model = AutoModelForSequenceClassification.from_pretrained("models/distilbert")
     expected = positive_proba(predict_logits(model, ids, pad_token_id=0))
@@ -141,7 +143,7 @@ def test_long_reviews_are_cut_as_in_training(in_workspace: Path, capsys) -> None
     np.testing.assert_allclose(got, expected, atol=2e-6)
 
     head = TokenizeParams(max_length=64, truncation="head", head_tokens=0)
-    head_ids = tokenize_split(long_reviews, tokenizer, head)["input_ids"]
+    head_ids = tokenize_texts(long_reviews, tokenizer, head)["input_ids"]
     head_proba = positive_proba(predict_logits(model, head_ids, pad_token_id=0))
     assert not np.allclose(head_proba, expected[10:], atol=1e-4)
 

@@ -10,7 +10,8 @@ import pytest
 from conftest import make_reviews, set_params, write_aclimdb, write_parquet_source
 
 from stages import prepare
-from stages.common import PREPARED_DIR, StageError
+from stages.errors import StageError
+from stages.paths import PREPARED_DIR
 
 
 def run_prepare(project: Path, **params: object) -> dict[str, pd.DataFrame]:
@@ -234,7 +235,7 @@ def test_float_written_by_dvc_exp_run_is_a_float(in_tmp_project: Path) -> None:
     (in_tmp_project / "params.yaml").write_text(
         text.replace("validation_size: 0.1", "validation_size: 2e-01")
     )
-    from stages.common import load_params, load_section
+    from stages.params import load_params, load_section
 
     config = load_section(load_params(), "prepare", prepare.PrepareParams)
     assert config.validation_size == pytest.approx(0.2)

@@ -10,7 +10,9 @@ import pytest
 from conftest import set_params, write_aclimdb
 
 from stages import prepare, tokenize
-from stages.common import TOKENIZED_DIR, TOKENIZED_FRAME_DIR, TOKENIZED_HF_DIR, StageError
+from stages.cutting import truncate_ids
+from stages.errors import StageError
+from stages.paths import TOKENIZED_DIR, TOKENIZED_FRAME_DIR, TOKENIZED_HF_DIR
 
 
 @pytest.mark.parametrize(
@@ -22,13 +24,13 @@ from stages.common import TOKENIZED_DIR, TOKENIZED_FRAME_DIR, TOKENIZED_HF_DIR, 
     ],
 )
 def test_truncate_ids_modes(mode: str, expected: list[int]) -> None:
-    assert tokenize.truncate_ids(range(10), 6, mode, head_tokens=2) == expected
+    assert truncate_ids(range(10), 6, mode, head_tokens=2) == expected
     # Short reviews are never cut, whatever the mode.
-    assert tokenize.truncate_ids([1, 2, 3], 6, mode, head_tokens=2) == [1, 2, 3]
+    assert truncate_ids([1, 2, 3], 6, mode, head_tokens=2) == [1, 2, 3]
 
 
 def test_head_tail_with_all_budget_in_the_head() -> None:
-    assert tokenize.truncate_ids(range(10), 4, "head_tail", head_tokens=4) == [0, 1, 2, 3]
+    assert truncate_ids(range(10), 4, "head_tail", head_tokens=4) == [0, 1, 2, 3]
 
 
 @pytest.fixture
@@ -84,7 +86,7 @@ def test_tokenize_writes_frame_and_dataset(
             assert n_tokens == len(whole)
             assert length == len(ids) == min(16, len(whole) + 2)
             assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
-            assert ids[1:-1] == tokenize.truncate_ids(whole, 14, mode, 5)
+            assert ids[1:-1] == truncate_ids(whole, 14, mode, 5)
 
     summary = json.loads(Path("metrics/tokenize.json").read_text())
     assert 0 < summary["train"]["share_over_max_length"] <= 1
@@ -105,7 +107,10 @@ def test_tokenize_needs_prepared_data(in_tmp_project: Path, tiny_model_dir: Path
         ({"tokenize.truncation": "middle"}, r"tokenize\.truncation = 'middle'"),
         ({"tokenize.max_length": 4}, r"tokenize\.max_length = 4"),
         ({"tokenize.max_length": 1024}, r"tokenize\.max_length = 1024: .*at most 512"),
-        ({"tokenize.head_tokens": 600}, r"head_tokens=600 must leave room"),
+        (
+            {"tokenize.head_tokens": 600},
+            r"^params\.yaml: tokenize\.head_tokens = 600: must leave room in max_length=512",
+        ),
         ({"tokenize.batch": 8}, r"unknown key tokenize\.batch"),
         ({"model.name": "./no-such-model"}, r"model\.name='\./no-such-model'"),
     ],

@@ -21,15 +21,17 @@ from ruamel.yaml import YAML
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
 
-from stages import classical, train_linear, train_rf
-from stages.classical import (
+from stages import train_linear, train_rf
+from stages.classical import pipeline_positive_proba
+from stages.classical_store import (
     MODEL_FILE,
     load_classical_model,
     model_bytes,
-    positive_proba,
-    read_frame,
+    save_classical_model,
 )
-from stages.common import StageError, load_section
+from stages.classical_training import fit_pipeline, read_frame
+from stages.errors import StageError
+from stages.params import load_section
 
 STAGES = {"rf": train_rf, "linear": train_linear}
 SECTIONS = {"rf": "train_rf", "linear": "train_linear"}
@@ -121,10 +123,10 @@ def test_model_bytes_do_not_depend_on_object_ids_or_time(frame_project: Path) ->
     )
     train = read_frame("train")
     first = train_linear.build_pipeline(config, seed=3)
-    classical.fit_pipeline(first, train)
+    fit_pipeline(first, train)
     first_bytes = model_bytes(first)
     second = train_linear.build_pipeline(config, seed=3)
-    classical.fit_pipeline(second, train)
+    fit_pipeline(second, train)
     keep_alive = [first]  # so that `second` cannot reuse the ids of `first`'s parts
     assert model_bytes(second) == first_bytes
     assert keep_alive
@@ -139,13 +141,13 @@ def test_saving_changes_nothing_and_loses_nothing(frame_project: Path) -> None:
         train_linear.LinearParams,
     )
     pipeline = train_linear.build_pipeline(config, seed=0)
-    classical.fit_pipeline(pipeline, read_frame("train"))
+    fit_pipeline(pipeline, read_frame("train"))
     validation = read_frame("validation")
-    before = positive_proba(pipeline, validation)
-    classical.save_classical_model(pipeline, frame_project / "saved")
-    np.testing.assert_array_equal(positive_proba(pipeline, validation), before)
+    before = pipeline_positive_proba(pipeline, validation)
+    save_classical_model(pipeline, frame_project / "saved")
+    np.testing.assert_array_equal(pipeline_positive_proba(pipeline, validation), before)
     loaded = load_classical_model(frame_project / "saved")
-    np.testing.assert_array_equal(positive_proba(loaded, validation), before)
+    np.testing.assert_array_equal(pipeline_positive_proba(loaded, validation), before)
     for (name, fitted, _), (_, restored, _) in zip(
         pipeline.named_steps["features"].transformers_,
         loaded.named_steps["features"].transformers_,
@@ -163,7 +165,7 @@ def test_saved_pipeline_predicts_raw_reviews(frame_project: Path) -> None:
     pipeline = load_classical_model(frame_project / "models" / "linear")
     texts = ["Wonderful superb brilliant film, loved it.", "Awful boring dull waste, hated it."]
     frame = pd.DataFrame({"text": texts, "tokens": [tokens_of(t) for t in texts]})
-    proba = positive_proba(pipeline, frame)
+    proba = pipeline_positive_proba(pipeline, frame)
     assert proba[0] > 0.5 > proba[1]
 
 

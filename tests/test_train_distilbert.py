@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -32,7 +33,10 @@ from dvc_helpers import kill_when, start_dvc
 
 from stages import prepare, tokenize
 from stages import train_distilbert as stage
-from stages.common import StageError, run_stage
+from stages.checkpoints import complete_checkpoints
+from stages.errors import StageError, run_stage
+from stages.live_callback import TIMING_KEY
+from stages.trainer import resolve_mixed_precision
 
 # 200 synthetic reviews -> 150 train / 50 validation: enough for the tiny model to learn
 # (its loss leaves 0.69 after about 100 steps) in a few seconds.
@@ -124,29 +128,46 @@ def test_every_param_reaches_training_arguments() -> None:
 def test_mixed_precision_auto(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    assert stage.resolve_mixed_precision("auto") == "no"  # this CPU
-    with pytest.raises(StageError, match="train.mixed_precision = 'bf16' needs a CUDA GPU"):
-        stage.resolve_mixed_precision("bf16")
+    assert resolve_mixed_precision("auto") == "no"  # this CPU
+    with pytest.raises(
+        StageError, match="train_distilbert.mixed_precision = 'bf16' needs a CUDA GPU"
+    ):
+        resolve_mixed_precision("bf16")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert stage.resolve_mixed_precision("auto") == "bf16"
+    assert resolve_mixed_precision("auto") == "bf16"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert stage.resolve_mixed_precision("auto") == "fp16"
-    assert stage.resolve_mixed_precision("no") == "no"
+    assert resolve_mixed_precision("auto") == "fp16"
+    assert resolve_mixed_precision("no") == "no"
 
 
 @pytest.mark.parametrize(
     ("updates", "message"),
     [
-        ({"train.learning_rate": -1}, "params.yaml: train.learning_rate = -1: "),
-        ({"train.warmup_ratio": 1.5}, "params.yaml: train.warmup_ratio = 1.5: "),
-        ({"train.mixed_precision": "fp8"}, "params.yaml: train.mixed_precision = 'fp8': "),
-        ({"train.num_processes": 0}, "params.yaml: train.num_processes = 0: "),
-        ({"train.batch_size": 8}, "params.yaml: unknown key train.batch_size"),
+        (
+            {"train_distilbert.learning_rate": -1},
+            "params.yaml: train_distilbert.learning_rate = -1: ",
+        ),
+        (
+            {"train_distilbert.warmup_ratio": 1.5},
+            "params.yaml: train_distilbert.warmup_ratio = 1.5: ",
+        ),
+        (
+            {"train_distilbert.mixed_precision": "fp8"},
+            "params.yaml: train_distilbert.mixed_precision = 'fp8': ",
+        ),
+        (
+            {"train_distilbert.num_processes": 0},
+            "params.yaml: train_distilbert.num_processes = 0: ",
+        ),
+        (
+            {"train_distilbert.batch_size": 8},
+            "params.yaml: unknown key train_distilbert.batch_size",
+        ),
         # Choosing the best epoch needs an evaluation at every save.
         (
-            {"train.eval_strategy": "epoch", "train.save_strategy": "steps"},
-            "params.yaml: train: ",
+            {"train_distilbert.eval_strategy": "epoch", "train_distilbert.save_strategy": "steps"},
+            "params.yaml: train_distilbert: ",
         ),
     ],
 )
@@ -167,10 +188,10 @@ def test_bad_params_fail_with_one_line(
     ("updates", "message"),
     [
         (
-            {"train.push_to_hub": True, "train.hub_model_id": "someone/imdb"},
+            {"train_distilbert.push_to_hub": True, "train_distilbert.hub_model_id": "someone/imdb"},
             "no Hugging Face token was found: set HF_TOKEN",
         ),
-        ({"train.push_to_hub": True}, "train.hub_model_id is not set"),
+        ({"train_distilbert.push_to_hub": True}, "train_distilbert.hub_model_id is not set"),
     ],
 )
 def test_push_to_hub_without_token_or_repo_fails_fast(
@@ -191,62 +212,10 @@ def test_push_to_hub_without_token_or_repo_fails_fast(
         run_stage(stage.main)
     assert exited.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: params.yaml: train.push_to_hub is true"), err
+    assert err[-1].startswith("error: params.yaml: train_distilbert.push_to_hub is true"), err
     assert message in err[-1]
     assert time.monotonic() - started < 10  # before any data or model was loaded
     assert not (in_tmp_project / "checkpoints").exists()
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-def make_checkpoint(folder: Path, step: int, complete: bool = True) -> Path:
-    checkpoint = folder / f"checkpoint-{step}"
-    checkpoint.mkdir(parents=True)
-    for name in stage.CHECKPOINT_FILES[:-1] if not complete else stage.CHECKPOINT_FILES:
-        (checkpoint / name).write_text("x")
-    if complete:
-        (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": step}))
-    return checkpoint
-
-
-def test_resume_takes_the_last_complete_checkpoint_of_the_same_run(tmp_path: Path) -> None:
-    folder = tmp_path / "checkpoints"
-    assert stage.prepare_checkpoints(folder, "run-a", is_main=True) is None
-    make_checkpoint(folder, 10)
-    make_checkpoint(folder, 20)
-    make_checkpoint(folder, 30, complete=False)  # killed while it was being written
-    # Killed while writing trainer_state.json, the last file: present but cut short.
-    make_checkpoint(folder, 40)
-    (folder / "checkpoint-40/trainer_state.json").write_text('{"global_step": 4')
-    assert stage.prepare_checkpoints(folder, "run-a", is_main=True) == folder / "checkpoint-20"
-    # Another process of the same run reads the same answer and changes nothing.
-    assert stage.prepare_checkpoints(folder, "run-a", is_main=False) == folder / "checkpoint-20"
-
-
-def test_checkpoints_of_other_params_are_discarded(tmp_path: Path) -> None:
-    folder = tmp_path / "checkpoints"
-    stage.prepare_checkpoints(folder, "run-a", is_main=True)
-    make_checkpoint(folder, 10)
-    assert stage.prepare_checkpoints(folder, "run-b", is_main=True) is None
-    assert not (folder / "checkpoint-10").exists()
-    stored = json.loads((folder / stage.FINGERPRINT_FILE).read_text())
-    assert stored == {"fingerprint": "run-b"}
-
-
-def test_fingerprint_follows_params_and_data(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "train.arrow").write_bytes(b"abc")
-    config = stage.TrainParams()
-    base = stage.run_fingerprint(config, 42, "hub/model", data, world_size=1)
-    assert base == stage.run_fingerprint(config, 42, "hub/model", data, world_size=1)
-    other_lr = config.model_copy(update={"learning_rate": 1e-5})
-    assert stage.run_fingerprint(other_lr, 42, "hub/model", data, 1) != base
-    assert stage.run_fingerprint(config, 43, "hub/model", data, 1) != base
-    assert stage.run_fingerprint(config, 42, "hub/model", data, 2) != base
-    (data / "train.arrow").write_bytes(b"abd")
-    assert stage.run_fingerprint(config, 42, "hub/model", data, 1) != base
 
 
 # --------------------------------------------------------------------------- training
@@ -260,8 +229,8 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(tokenized_project: Path) 
 
     # A param changed in params.yaml must show in the run: the learning rate logged at
     # step 4 follows the linear decay from it (no warmup), the step count the batch size.
-    learning_rate, batch_size, epochs = 0.0021, 8, TINY_PARAMS["train.num_train_epochs"]
-    set_params(tokenized_project / "params.yaml", {"train.learning_rate": learning_rate})
+    learning_rate, batch_size, epochs = 0.0021, 8, TINY_PARAMS["train_distilbert.num_train_epochs"]
+    set_params(tokenized_project / "params.yaml", {"train_distilbert.learning_rate": learning_rate})
     stage.main()
 
     steps_per_epoch = -(-TRAIN_ROWS // batch_size)
@@ -270,7 +239,7 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(tokenized_project: Path) 
     assert metrics["global_step"] == total_steps
     assert set(metrics["validation"]) == {"accuracy", "precision", "recall", "f1", "loss"}
     assert metrics["validation"]["accuracy"] >= 0.7  # it learned (chance is 0.5)
-    assert not any(stage.TIMING_KEY.search(key) for key in metrics)
+    assert not any(TIMING_KEY.search(key) for key in metrics)
 
     # DVCLive: one row per logged step (never twice), validation once per epoch.
     live = tokenized_project / stage.LIVE_DIR / "plots" / "metrics"
@@ -290,7 +259,7 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(tokenized_project: Path) 
         metrics["validation"]["accuracy"]
     )
     logged = {path.stem for path in live.rglob("*.tsv")}
-    assert not any(stage.TIMING_KEY.search(name) for name in logged), logged
+    assert not any(TIMING_KEY.search(name) for name in logged), logged
     assert not (tokenized_project / stage.LIVE_DIR / "dvc.yaml").exists()
 
     # The saved model, tokenizer, tokenize config and card; checkpoints are gone.
@@ -328,24 +297,50 @@ def test_model_name_must_match_the_tokenized_data(tokenized_project: Path) -> No
 
 
 @pytest.mark.e2e
-def test_two_processes_train_together(tokenized_project: Path) -> None:
-    """train.num_processes: 2 relaunches the stage under torchrun; on CPU the processes
-    use the gloo backend, split every batch between them and only one writes."""
-    set_params(tokenized_project / "params.yaml", {"train.num_processes": 2})
-    env = dict(subprocess_env(), PYTHONPATH=str(PROJECT_ROOT), OMP_NUM_THREADS="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "stages.train_distilbert"],
-        cwd=tokenized_project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "process 1 of 2" in result.stderr and "process 2 of 2" in result.stderr
-    metrics = json.loads((tokenized_project / stage.METRICS_FILE).read_text())
-    # 150 reviews in global batches of 2 x 8: 10 steps per epoch, not 19.
-    assert metrics["global_step"] == 10 * TINY_PARAMS["train.num_train_epochs"]
+def test_two_processes_train_as_one_with_the_same_effective_batch(
+    tokenized_project: Path, tiny_model_dir: Path
+) -> None:
+    """train_distilbert.num_processes: 2 relaunches the stage under torchrun (gloo on a CPU);
+    with the same effective batch, the losses, the gradients (so the weights) and the
+    metrics are those of one process, not multiplied by the number of processes."""
+    # Without dropout the two runs see the same computation, up to the order of sums.
+    model_dir = tokenized_project / "no-dropout-model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    config.update(dropout=0.0, attention_dropout=0.0, seq_classif_dropout=0.0)
+    (model_dir / "config.json").write_text(json.dumps(config))
+    common = {"model.name": str(model_dir), "train_distilbert.num_train_epochs": 3}
+    set_params(tokenized_project / "params.yaml", common)
+    tokenize.main()
+
+    def train(processes: int, batch: int) -> dict:
+        set_params(
+            tokenized_project / "params.yaml",
+            {
+                "train_distilbert.num_processes": processes,
+                "train_distilbert.per_device_train_batch_size": batch,
+            },
+        )
+        env = dict(subprocess_env(), PYTHONPATH=str(PROJECT_ROOT), OMP_NUM_THREADS="1")
+        result = subprocess.run(
+            [sys.executable, "-m", "stages.train_distilbert"],
+            cwd=tokenized_project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert f"process {processes} of {processes}" in result.stderr
+        return json.loads((tokenized_project / stage.METRICS_FILE).read_text())
+
+    one = train(1, 16)
+    two = train(2, 8)
+    # 150 reviews in global batches of 16: 10 steps per epoch either way.
+    assert one["global_step"] == two["global_step"] == 30
+    assert two["validation"]["loss"] == pytest.approx(one["validation"]["loss"], rel=1e-3)
+    assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-3)
+    assert two["validation"]["accuracy"] == pytest.approx(one["validation"]["accuracy"], abs=0.021)
     assert (tokenized_project / stage.MODEL_DIR / "model.safetensors").exists()
     assert not list(tokenized_project.glob("models/.distilbert.tmp-*"))
 
@@ -368,7 +363,7 @@ def test_killed_run_resumes_to_the_same_result(
     source = write_aclimdb(tmp_path / "source", n_train=N_TRAIN_REVIEWS, n_test=16)
     # 4 epochs of 19 steps: time to kill it after the first checkpoint, and quicker.
     repo = make_project_repo(
-        tmp_path / "repo", source, tiny_model_dir, **{"train.num_train_epochs": 4}
+        tmp_path / "repo", source, tiny_model_dir, **{"train_distilbert.num_train_epochs": 4}
     )
 
     # An uninterrupted run through dvc.
@@ -390,7 +385,7 @@ def test_killed_run_resumes_to_the_same_result(
     killed = start_dvc(repo, "repro", "-f", "-s", "train_distilbert", log=log)
     kill_when(
         killed,
-        lambda: bool(stage.complete_checkpoints(repo / "checkpoints/distilbert")),
+        lambda: bool(complete_checkpoints(repo / "checkpoints/distilbert")),
         log,
         timeout=240,
     )

@@ -13,21 +13,13 @@ Prints a JSON object on its last line: reviews_per_s, seconds, share_over_max_le
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
-import sys
+import time
+from pathlib import Path
 
-# This file is named like the standard library's `tokenize`, which `logging` and others
-# import: take its own folder off the import path before importing anything else.
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.project import (  # noqa: E402
+from bench.project import (
     IMDB_DIR,
     NO_CAPS,
     OFFLINE_ENV,
@@ -35,8 +27,9 @@ from bench.project import (  # noqa: E402
     require,
     temp_project,
 )
-from stages import prepare, tokenize  # noqa: E402
-from stages.common import SPLITS, setup_logging  # noqa: E402
+from stages import prepare, tokenize
+from stages.errors import setup_logging
+from stages.paths import SPLITS
 
 
 def timed(function) -> float:

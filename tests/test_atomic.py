@@ -1,4 +1,4 @@
-"""stages.common: atomic writes, and what a killed writer leaves behind."""
+"""Atomic writes, and what a killed writer leaves behind."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.common import atomic_path, write_json
+from stages.atomic import atomic_path, write_json
 
 
 def test_atomic_path_moves_a_finished_folder_into_place(tmp_path: Path) -> None:

@@ -1,0 +1,598 @@
+"""Hostile model folders and model files: code of their own, crafted or damaged skops
+archives, a truncated safetensors file, an empty tokenizer folder, a cut longer than the
+model's positions. Each must end in one `error:` line naming the file or param and exit
+status 1 (never a traceback, a crash or a hang), and change nothing on disk.
+
+Also home of the small workspace and the helpers that test_hostile_predict.py and
+test_fuzz_predict.py share.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import PROJECT_ROOT, make_reviews, set_params, subprocess_env
+from evaluate_workspace import tiny_classical_pipeline
+
+from stages import predict
+from stages.classical_store import MODEL_FILE, load_classical_model, save_classical_model
+from stages.errors import StageError
+from stages.hub import TOKENIZER_FILES, load_classifier, load_tokenizer
+
+REVIEW = "A superb, moving film with a brilliant cast. Loved it."
+CRAFT_TIMEOUT = 300  # a tree whose child points back at its parent would loop forever
+
+
+# --- the workspace and helpers shared by the hostile-input tests ---------------------------
+
+
+def build_small_workspace(root: Path, tiny_model_dir: Path) -> Path:
+    """A project folder holding params.yaml and the three models predict reads, fitted on
+    synthetic reviews in seconds, plus a file of the user's (notes.txt) beside them."""
+    from stages import train_linear, train_rf
+    from stages.cutting import TokenizeParams, tokenize_texts
+
+    root.mkdir(parents=True)
+    shutil.copy2(PROJECT_ROOT / "params.yaml", root / "params.yaml")
+    set_params(root / "params.yaml", {"model.name": str(tiny_model_dir)})
+    distilbert = root / "models" / "distilbert"
+    shutil.copytree(tiny_model_dir, distilbert)
+    cut = {"max_length": 64, "truncation": "head_tail", "head_tokens": 16}
+    (distilbert / "tokenize_config.json").write_text(json.dumps(cut), encoding="utf-8")
+    frame = make_reviews(120, seed=7)
+    tokenizer = load_tokenizer(str(tiny_model_dir), param=None)
+    frame["tokens"] = tokenize_texts(frame["text"].tolist(), tokenizer, TokenizeParams())["tokens"]
+    rf_config = train_rf.RFParams(min_df=1, select_k=50, n_estimators=8, n_jobs=1, verbose=0)
+    linear_config = train_linear.LinearParams(min_df=1, n_jobs=1)
+    for name, pipeline in (
+        ("rf", train_rf.build_pipeline(rf_config, seed=0)),
+        ("linear", train_linear.build_pipeline(linear_config, seed=0)),
+    ):
+        pipeline.fit(frame[["text", "tokens"]], frame["label"])
+        save_classical_model(pipeline, root / "models" / name)
+    (root / "notes.txt").write_text("the user's own notes\n", encoding="utf-8")
+    return root
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every folder and file under `root`, each file with the SHA-256 of its bytes."""
+    tree = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if path.is_dir() and not path.is_symlink():
+            tree[relative] = "folder"
+        else:
+            tree[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return tree
+
+
+def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
+    """The paths added, removed or rewritten between two snapshots."""
+    return {path for path in before.keys() | after.keys() if before.get(path) != after.get(path)}
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The `error:` lines of stderr, after checking that nothing crashed with a traceback."""
+    assert "Traceback" not in stderr, stderr
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def assert_one_error(stderr: str, expected: str) -> None:
+    """stderr holds exactly one `error:` line, and it starts with `expected`."""
+    lines = error_lines(stderr)
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(expected), f"{lines[0]!r} does not start with {expected!r}"
+
+
+def call_predict(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run predict in this process: (exit status, stdout, stderr)."""
+    try:
+        predict.main(argv)
+        status = 0
+    except SystemExit as exit_info:
+        status = exit_info.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def run_predict(
+    argv: list[Any], cwd: Path, timeout: float = 300, **kwargs: Any
+) -> subprocess.CompletedProcess:
+    """Run `python -m stages.predict` as a command (a crash shows as a negative status)."""
+    return subprocess.run(
+        [sys.executable, "-m", "stages.predict", *argv],
+        cwd=cwd,
+        env=subprocess_env() | {"PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+# --- this module's fixtures ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    return build_small_workspace(tmp_path_factory.mktemp("hostile-models") / "ws", tiny_model_dir)
+
+
+@pytest.fixture
+def in_workspace(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(workspace)
+    return workspace
+
+
+# --- model folders that name code of their own ---------------------------------------------
+
+EVIL_CODE = """import pathlib
+pathlib.Path({sentinel!r}).write_text("the model folder's code ran")
+from transformers import DistilBertConfig as EvilConfig
+from transformers import DistilBertForSequenceClassification as EvilModel
+from transformers import PreTrainedTokenizerFast as EvilTokenizer
+"""
+
+
+def evil_folder(workspace: Path, name: str, config_name: str, auto_map: dict) -> Path:
+    """A copy of the DistilBERT folder whose `config_name` maps its classes to evil.py, a
+    module that writes a sentinel file when it is imported."""
+    folder = workspace / "hostile" / name
+    shutil.copytree(workspace / "models" / "distilbert", folder)
+    sentinel = workspace.parent / f"SENTINEL-{name}"
+    (folder / "evil.py").write_text(EVIL_CODE.format(sentinel=str(sentinel)), encoding="utf-8")
+    config = json.loads((folder / config_name).read_text(encoding="utf-8"))
+    config["auto_map"] = auto_map
+    (folder / config_name).write_text(json.dumps(config), encoding="utf-8")
+    return folder
+
+
+MODEL_AUTO_MAP = {
+    "AutoConfig": "evil.EvilConfig",
+    "AutoModelForSequenceClassification": "evil.EvilModel",
+}
+TOKENIZER_AUTO_MAP = {"AutoTokenizer": [None, "evil.EvilTokenizer"]}
+
+
+def test_predict_refuses_a_model_folder_that_runs_its_own_code(workspace: Path) -> None:
+    """Answering `y` on stdin (as transformers would ask) runs nothing."""
+    evil = evil_folder(workspace, "evil-predict", "config.json", MODEL_AUTO_MAP)
+    before = snapshot(workspace)
+    result = run_predict(["--model-dir", str(evil), REVIEW], workspace, input=b"y\ny\n")
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert_one_error(
+        stderr,
+        f"error: {evil}: config.json names code of its own (auto_map); this project never "
+        "runs code from a model folder",
+    )
+    assert result.stdout == b""
+    assert not (workspace.parent / "SENTINEL-evil-predict").exists()
+    assert snapshot(workspace) == before
+
+
+@pytest.mark.parametrize(
+    ("config_name", "auto_map", "loaders"),
+    [
+        ("config.json", MODEL_AUTO_MAP, ("classifier", "tokenizer")),
+        ("tokenizer_config.json", TOKENIZER_AUTO_MAP, ("tokenizer",)),
+    ],
+)
+def test_hub_loading_refuses_code_in_a_model_folder(
+    workspace: Path, config_name: str, auto_map: dict, loaders: tuple[str, ...]
+) -> None:
+    name = f"evil-hub-{config_name.split('.')[0]}"
+    evil = evil_folder(workspace, name, config_name, auto_map)
+    before = snapshot(workspace)
+    load = {"classifier": load_classifier, "tokenizer": load_tokenizer}
+    for loader in loaders:
+        with pytest.raises(StageError) as error:
+            load[loader](str(evil))
+        assert str(error.value) == (
+            f"model.name={str(evil)!r}: {config_name} names code of its own (auto_map); "
+            "this project never runs code from a model folder"
+        )
+    assert not (workspace.parent / f"SENTINEL-{name}").exists()
+    assert "evil" not in sys.modules
+    assert snapshot(workspace) == before
+
+
+def test_a_config_that_is_not_an_object_is_one_line(workspace: Path) -> None:
+    folder = workspace / "hostile" / "config-list"
+    shutil.copytree(workspace / "models" / "distilbert", folder)
+    (folder / "config.json").write_text("[1, 2, 3]", encoding="utf-8")
+    with pytest.raises(StageError, match=r"config.json is not a JSON object$"):
+        load_classifier(str(folder))
+
+
+# --- crafted or damaged skops files ---------------------------------------------------------
+
+
+def corrupt_first_tree(model_dir: Path, out_dir: Path, edit: Callable[[np.ndarray], None]) -> Path:
+    """Save the rf pipeline of `model_dir` with its first tree's node array edited: a file
+    built from trusted types only, through sklearn's own Tree state."""
+    pipeline = load_classical_model(model_dir)
+    tree = pipeline.steps[-1][1].estimators_[0].tree_
+    state = tree.__getstate__()
+    nodes = state["nodes"].copy()
+    edit(nodes)
+    state["nodes"] = nodes
+    tree.__setstate__(state)
+    save_classical_model(pipeline, out_dir)
+    return out_dir
+
+
+def first_inner(nodes: np.ndarray, rank: int = 0) -> int:
+    return int(np.flatnonzero(nodes["left_child"] != -1)[rank])
+
+
+def rewrite_archive(
+    source: Path,
+    out_dir: Path,
+    edit_schema: Callable[[Any], Any] | None = None,
+    schema_text: Callable[[str], str] | None = None,
+    members: dict[str, bytes] | None = None,
+) -> Path:
+    """Copy the skops archive `source` into `out_dir`, its schema.json edited (as JSON by
+    `edit_schema`, or as text by `schema_text`) and the named members replaced."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(source) as archive:
+        text = archive.read("schema.json").decode("utf-8")
+        if edit_schema is not None:
+            text = json.dumps(edit_schema(json.loads(text)))
+        if schema_text is not None:
+            text = schema_text(text)
+        with zipfile.ZipFile(out_dir / MODEL_FILE, "w") as out:
+            for name in archive.namelist():
+                if name != "schema.json":
+                    out.writestr(name, (members or {}).get(name, archive.read(name)))
+            out.writestr("schema.json", text)
+    return out_dir
+
+
+def find_node(schema: Any, match: Callable[[dict], bool]) -> dict:
+    """The first dict of the schema (depth first) that `match` accepts."""
+    stack = [schema]
+    while stack:
+        item = stack.pop(0)
+        if isinstance(item, dict):
+            if match(item):
+                return item
+            stack[:0] = list(item.values())
+        elif isinstance(item, list):
+            stack[:0] = item
+    raise AssertionError("no such node in the schema")
+
+
+def with_protocol(protocol: int) -> Callable[[dict], dict]:
+    def edit(schema: dict) -> dict:
+        schema["protocol"] = protocol
+        return schema
+
+    return edit
+
+
+def with_unknown_loader(schema: dict) -> dict:
+    schema["__loader__"] = "EvilNode"
+    return schema
+
+
+def with_untrusted_type(schema: dict) -> dict:
+    node = find_node(schema, lambda n: n.get("__class__") == "NBLogCountRatio")
+    node["__module__"], node["__class__"] = "os", "system"
+    return schema
+
+
+def deeply_nested(text: str) -> str:
+    """The pipeline's `memory` (null) replaced by a list nested 100,000 deep."""
+    schema = json.loads(text)
+    schema["content"]["content"]["memory"] = "NESTED"
+    level = '{"__class__": "list", "__module__": "builtins", "__loader__": "ListNode", "content": ['
+    return json.dumps(schema).replace('"NESTED"', level * 100_000 + "]}" * 100_000)
+
+
+def duplicate_terms(source: Path) -> dict[str, bytes]:
+    """A PresenceVectorizer's term ends edited so that two terms decode alike: its rebuilt
+    vocabulary then holds a column index past its size."""
+    with zipfile.ZipFile(source) as archive:
+        schema = json.loads(archive.read("schema.json"))
+        ends_node = find_node(schema, lambda n: "vocabulary_ends_" in n)["vocabulary_ends_"]
+        member = ends_node["file"]
+        ends = np.load(io.BytesIO(archive.read(member)))
+    ends[1] = ends[2] = ends[0]
+    buffer = io.BytesIO()
+    np.save(buffer, ends)
+    return {member: buffer.getvalue()}
+
+
+def craft_models(workspace: Path) -> dict[str, tuple[str, Path, str]]:
+    """Every crafted model: name -> (--model, folder, the message after `FILE`)."""
+    rf, linear = workspace / "models" / "rf", workspace / "models" / "linear"
+    base = workspace / "hostile" / "skops"
+
+    def set_left(rank: int, value: Callable[[int], int]) -> Callable[[np.ndarray], None]:
+        def edit(nodes: np.ndarray) -> None:
+            node = first_inner(nodes, rank)
+            nodes["left_child"][node] = value(node)
+
+        return edit
+
+    def set_feature(nodes: np.ndarray) -> None:
+        nodes["feature"][first_inner(nodes)] = 10**9
+
+    count_vectorizer = load_classical_model(workspace / "models" / "linear-words")
+    vectorizer = count_vectorizer.steps[0][1].transformers_[0][1]
+    vectorizer.vocabulary_["superb"] = 10**8
+    save_classical_model(count_vectorizer, base / "vocabulary-index")
+    sparse = load_classical_model(workspace / "models" / "linear-words")
+    sparse.steps[-1][1].sparsify()
+    sparse.steps[-1][1].coef_.indices[0] = 10**8
+    save_classical_model(sparse, base / "sparse-index")
+    from stages import train_rf
+
+    unfitted = train_rf.build_pipeline(train_rf.RFParams(), seed=0)
+    save_classical_model(unfitted, base / "unfitted")
+    (base / "not-a-zip").mkdir()
+    (base / "not-a-zip" / MODEL_FILE).write_bytes(b"PK\x03\x04 but nothing after it")
+
+    rf_file, linear_file = rf / MODEL_FILE, linear / MODEL_FILE
+    cases = {
+        "child-out-of-range": (
+            "rf",
+            corrupt_first_tree(rf, base / "child", set_left(0, lambda _: 10**9)),
+            "a tree's child index is out of range",
+        ),
+        "child-loops-back": (
+            "rf",
+            corrupt_first_tree(rf, base / "loop", set_left(1, lambda node: node)),
+            "a tree's child index points backwards",
+        ),
+        "feature-out-of-range": (
+            "rf",
+            corrupt_first_tree(rf, base / "feature", set_feature),
+            "a tree's feature index is out of range",
+        ),
+        "vocabulary-index": (
+            "linear",
+            base / "vocabulary-index",
+            "a vectorizer's vocabulary columns are not 0..n-1",
+        ),
+        "duplicate-terms": (
+            "linear",
+            rewrite_archive(linear_file, base / "terms", members=duplicate_terms(linear_file)),
+            "a vectorizer's vocabulary columns are not 0..n-1",
+        ),
+        "sparse-index": ("linear", base / "sparse-index", "the model is malformed ("),
+        "deep-nesting": (
+            "rf",
+            rewrite_archive(rf_file, base / "deep", schema_text=deeply_nested),
+            " is nested too deeply to be a model",
+        ),
+        "unknown-loader": (
+            "rf",
+            rewrite_archive(rf_file, base / "loader", edit_schema=with_unknown_loader),
+            " is not a valid skops model (TypeError: Can't find loader EvilNode",
+        ),
+        "schema-a-list": (
+            "rf",
+            rewrite_archive(rf_file, base / "list", edit_schema=lambda schema: [schema]),
+            "schema.json is a list, not an object",
+        ),
+        "protocol-999": (
+            "rf",
+            rewrite_archive(rf_file, base / "protocol", edit_schema=with_protocol(999)),
+            " is not a valid skops model (ValueError: The file was saved with skops protocol 999",
+        ),
+        "untrusted-type": (
+            "linear",
+            rewrite_archive(linear_file, base / "untrusted", edit_schema=with_untrusted_type),
+            " holds types that are not trusted: ['os.system']",
+        ),
+        "unfitted": ("rf", base / "unfitted", "the pipeline is not fitted ("),
+        "not-a-zip": ("rf", base / "not-a-zip", " is not a skops model archive ("),
+    }
+    return cases
+
+
+@pytest.fixture(scope="module")
+def crafted(workspace: Path) -> dict[str, tuple[str, Path, str]]:
+    # A pipeline over plain CountVectorizers (their vocabulary is saved as a dict of
+    # column indices) and LogisticRegression, both trusted types.
+    frame = make_reviews(60, seed=3).assign(tokens=lambda f: f["text"].str.lower())
+    words = tiny_classical_pipeline("linear").fit(frame[["text", "tokens"]], frame["label"])
+    save_classical_model(words, workspace / "models" / "linear-words")
+    return craft_models(workspace)
+
+
+def expected_message(model_dir: Path, tail: str) -> str:
+    separator = "" if tail.startswith(" ") else ": "
+    return f"{model_dir / MODEL_FILE}{separator}{tail}"
+
+
+CASES = [
+    "child-out-of-range",
+    "child-loops-back",
+    "feature-out-of-range",
+    "vocabulary-index",
+    "duplicate-terms",
+    "sparse-index",
+    "deep-nesting",
+    "unknown-loader",
+    "schema-a-list",
+    "protocol-999",
+    "untrusted-type",
+    "unfitted",
+    "not-a-zip",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_load_classical_model_refuses_a_crafted_file(crafted: dict, case: str) -> None:
+    _, model_dir, tail = crafted[case]
+    with pytest.raises(StageError) as error:
+        load_classical_model(model_dir)
+    assert str(error.value).startswith(expected_message(model_dir, tail))
+    assert "\n" not in str(error.value)
+
+
+# Runs predict on every crafted file in one child process (one import of the libraries):
+# a crash or a hang there ends that process, not the test session, and names the case.
+PREDICT_EACH = """
+import contextlib, io, json, sys
+from stages import predict
+cases = json.loads(sys.argv[1])
+results = {}
+for name, argv in cases.items():
+    print("case", name, flush=True)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()) as out:
+        try:
+            predict.main(argv)
+            status = 0
+        except SystemExit as exit_info:
+            status = exit_info.code
+    results[name] = [status, out.getvalue(), err.getvalue()]
+print(json.dumps(results))
+"""
+
+
+def test_predict_on_crafted_model_files_is_one_line_never_a_crash(
+    workspace: Path, crafted: dict, tiny_model_dir: Path
+) -> None:
+    cases = {
+        name: ["--model", kind, "--model-dir", str(folder), REVIEW, "A dull and boring film."]
+        for name, (kind, folder, _) in crafted.items()
+    }
+    before = snapshot(workspace)
+    result = subprocess.run(
+        [sys.executable, "-c", PREDICT_EACH, json.dumps(cases)],
+        cwd=workspace,
+        env=subprocess_env() | {"PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=CRAFT_TIMEOUT,
+    )
+    last_case = [line for line in result.stdout.splitlines() if line.startswith("case ")][-1:]
+    assert result.returncode == 0, f"crashed ({result.returncode}) in {last_case}: {result.stderr}"
+    results = json.loads(result.stdout.splitlines()[-1])
+    assert set(results) == set(CASES)
+    for name, (status, out, err) in results.items():
+        _, folder, tail = crafted[name]
+        assert status == 1 and out == "", (name, err)
+        assert_one_error(err, f"error: {expected_message(folder, tail)}")
+    assert snapshot(workspace) == before
+
+
+def test_predict_command_on_a_tree_that_points_outside_its_arrays(
+    workspace: Path, crafted: dict
+) -> None:
+    """The command itself (a segfault here once): one line, exit status 1."""
+    _, folder, tail = crafted["child-out-of-range"]
+    before = snapshot(workspace)
+    result = run_predict(["--model", "rf", "--model-dir", str(folder), REVIEW], workspace)
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert_one_error(stderr, f"error: {expected_message(folder, tail)}")
+    assert snapshot(workspace) == before
+
+
+def test_a_model_that_fails_while_scoring_is_one_line(
+    in_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Arrays of a shape the pipeline cannot multiply load fine but fail when it scores."""
+    pipeline = load_classical_model(in_workspace / "models" / "linear")
+    logreg = pipeline.steps[-1][1]
+    logreg.coef_ = copy.deepcopy(logreg.coef_[:, :3])
+    folder = in_workspace / "hostile" / "coef-shape"
+    save_classical_model(pipeline, folder)
+    before = snapshot(in_workspace)
+    status, out, err = call_predict(["--model", "linear", "--model-dir", str(folder), REVIEW], capsys)
+    assert status == 1 and out == ""
+    assert_one_error(
+        err, f"error: {folder / MODEL_FILE}: the model cannot score reviews (ValueError: "
+    )
+    assert snapshot(in_workspace) == before
+
+
+# --- damaged transformer folders -------------------------------------------------------------
+
+
+def distilbert_copy(workspace: Path, name: str) -> Path:
+    folder = workspace / "hostile" / name
+    if not folder.exists():
+        shutil.copytree(workspace / "models" / "distilbert", folder)
+    return folder
+
+
+def test_a_truncated_safetensors_file_is_one_line(
+    in_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = distilbert_copy(in_workspace, "truncated")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    before = snapshot(in_workspace)
+    status, out, err = call_predict(["--model-dir", str(folder), REVIEW], capsys)
+    assert status == 1 and out == ""
+    assert_one_error(err, f"error: {folder}: cannot load the model (")
+    with pytest.raises(StageError, match=r"^model.name='.*truncated': cannot load the model \("):
+        load_classifier(str(folder))
+    assert snapshot(in_workspace) == before
+
+
+def test_an_empty_tokenizer_folder_is_one_line(
+    in_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = in_workspace / "hostile" / "empty-tokenizer"
+    empty.mkdir(parents=True, exist_ok=True)
+    files = ", ".join(TOKENIZER_FILES)
+    with pytest.raises(StageError) as error:
+        load_tokenizer(str(empty))
+    assert str(error.value) == f"model.name={str(empty)!r}: no tokenizer there (none of {files})"
+    before = snapshot(in_workspace)
+    status, out, err = call_predict(["--model", "rf", "--tokenizer", str(empty), REVIEW], capsys)
+    assert status == 1 and out == ""
+    assert_one_error(err, f"error: --tokenizer={str(empty)!r}: no tokenizer there (none of {files})")
+    assert snapshot(in_workspace) == before
+
+
+def test_a_cut_longer_than_the_model_positions_is_one_line(
+    in_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = distilbert_copy(in_workspace, "too-long")
+    cut = {"max_length": 1024, "truncation": "head_tail", "head_tokens": 128}
+    (folder / "tokenize_config.json").write_text(json.dumps(cut), encoding="utf-8")
+    before = snapshot(in_workspace)
+    status, out, err = call_predict(["--model-dir", str(folder), REVIEW], capsys)
+    assert status == 1 and out == ""
+    assert_one_error(
+        err,
+        f"error: {folder / 'tokenize_config.json'}: max_length 1024 exceeds the model's "
+        "512 positions",
+    )
+    assert snapshot(in_workspace) == before
+
+
+def test_a_tokenizer_larger_than_the_model_vocabulary_is_one_line(
+    in_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ids past the embedding table: refused before any review is scored."""
+    folder = distilbert_copy(in_workspace, "big-vocabulary")
+    (folder / "tokenizer.json").unlink(missing_ok=True)  # rebuilt from vocab.txt
+    with open(folder / "vocab.txt", "a", encoding="utf-8") as vocab:
+        vocab.writelines(f"extra{index}\n" for index in range(50))
+    before = snapshot(in_workspace)
+    status, out, err = call_predict(["--model-dir", str(folder), "extra3 extra7"], capsys)
+    assert status == 1 and out == ""
+    assert_one_error(err, f"error: {folder}: its tokenizer has ")
+    assert snapshot(in_workspace) == before

@@ -1,0 +1,132 @@
+"""Faults and odd data in the stages: a full disk, a failure part-way through writing the
+outs, a tiny training split, a Hub that does not answer, and reviews the test split shares
+with the training data. Each ends in one `error:` line or a correct run; none leaves a
+half-replaced out or touches a file the stage does not own."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import TINY_PARAMS, make_reviews, set_params, write_parquet_source
+from test_train_classical import write_frames
+
+from stages import classical_training, prepare, train_distilbert, train_linear, train_rf
+from stages.errors import run_stage
+
+
+def error_line(capsys: pytest.CaptureFixture[str], main) -> str:
+    with pytest.raises(SystemExit) as exited:
+        run_stage(main)
+    assert exited.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("error: "), err
+    assert not any("Traceback" in line for line in err), err
+    return err[-1]
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_a_full_disk_is_one_line_naming_the_path(
+    in_tmp_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_parquet_source(in_tmp_project / "source")
+    set_params(in_tmp_project / "params.yaml", {"data.source": str(source)})
+    (in_tmp_project / "mine.txt").write_text("a user's file")
+    before = tree(in_tmp_project)
+
+    def no_space(self: pd.DataFrame, path: Path, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", no_space)
+    line = error_line(capsys, prepare.main)
+    assert line.startswith("error: ") and "data/.prepared.tmp-" in line, line
+    assert line.endswith(": No space left on device")
+    assert tree(in_tmp_project) == before  # nothing half-written stays
+
+
+def test_no_out_is_replaced_unless_all_are_written(
+    in_tmp_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_params(in_tmp_project / "params.yaml", TINY_PARAMS)
+    write_frames(in_tmp_project)
+    train_linear.main()
+    (in_tmp_project / "models/notes.md").write_text("beside the outs")
+    before = tree(in_tmp_project)
+
+    def read_only(payload: object) -> str:
+        raise OSError(errno.EROFS, "Read-only file system", "metrics/train_linear.json")
+
+    set_params(in_tmp_project / "params.yaml", {"train_linear.C": 0.5})
+    monkeypatch.setattr(classical_training, "json_text", read_only)
+    line = error_line(capsys, train_linear.main)
+    assert line == "error: metrics/train_linear.json: Read-only file system"
+    after = tree(in_tmp_project)
+    after.pop("params.yaml")
+    before.pop("params.yaml")
+    assert after == before  # the old model and metrics are both still there, unchanged
+
+
+def test_a_training_split_smaller_than_the_folds_still_trains(in_tmp_project: Path) -> None:
+    set_params(in_tmp_project / "params.yaml", TINY_PARAMS)
+    tiny = make_reviews(6, seed=3)  # 3 reviews of each class: fewer than 5 folds
+    write_frames(in_tmp_project, {"train": tiny, "validation": tiny, "test": tiny})
+    train_rf.main()
+    metrics = json.loads((in_tmp_project / "metrics/train_rf.json").read_text())
+    assert metrics["rows"] == 6
+
+
+def test_push_to_hub_with_a_token_but_no_hub_stops_before_training(
+    in_tmp_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_0000000000")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    set_params(
+        in_tmp_project / "params.yaml",
+        {"train_distilbert.push_to_hub": True, "train_distilbert.hub_model_id": "me/imdb"},
+    )
+    before = tree(in_tmp_project)
+    line = error_line(capsys, train_distilbert.main)
+    assert line.startswith(
+        "error: train_distilbert.push_to_hub: the Hugging Face Hub cannot be reached"
+    ), line
+    assert "hf_not_a_real_token" not in line
+    assert tree(in_tmp_project) == before
+    assert not (in_tmp_project / "checkpoints").exists()
+
+
+def test_test_reviews_also_in_train_are_counted_and_can_be_dropped(
+    in_tmp_project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = in_tmp_project / "source"
+    source.mkdir()
+    train, test = make_reviews(60, seed=1), make_reviews(20, seed=2)
+    shared = test.iloc[:4]
+    pd.concat([train, shared]).to_parquet(source / "train.parquet", index=False)
+    test.to_parquet(source / "test.parquet", index=False)
+    set_params(in_tmp_project / "params.yaml", {"data.source": str(source)})
+
+    prepare.main()
+    metrics = json.loads((in_tmp_project / "metrics/prepare.json").read_text())
+    assert metrics["test_reviews_also_in_train"] == 4
+    assert "4 test review(s) also occur word for word" in caplog.text
+
+    set_params(in_tmp_project / "params.yaml", {"prepare.drop_test_overlap": True})
+    prepare.main()
+    metrics = json.loads((in_tmp_project / "metrics/prepare.json").read_text())
+    assert metrics["test_reviews_also_in_train"] == 4  # found, then dropped
+    kept = pd.concat(
+        pd.read_parquet(in_tmp_project / f"data/prepared/{split}.parquet")
+        for split in ("train", "validation")
+    )
+    test_texts = set(pd.read_parquet(in_tmp_project / "data/prepared/test.parquet")["text"])
+    assert not set(kept["text"]) & test_texts
+    dropped = metrics["dropped"]
+    assert dropped.get("train_test_overlap", 0) + dropped.get("validation_test_overlap", 0) == 4

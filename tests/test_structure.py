@@ -1,0 +1,84 @@
+"""Each stage's `deps` in dvc.yaml are exactly the project modules its command imports: a
+missing one would leave results stale, an extra one would retrain a model for nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT_ROOT
+from dvc_helpers import clone_with_cache, load_yaml, reference_run
+from import_closure import import_closure
+
+CODE_DIR = "stages/"
+MAX_MODULE_LINES = 300
+
+
+def stage_specs(root: Path) -> dict[str, dict]:
+    return load_yaml(root / "dvc.yaml")["stages"]
+
+
+def entry_module(cmd: str) -> str:
+    """`python -m stages.x` -> `stages.x`."""
+    words = cmd.split()
+    assert words[:2] == ["python", "-m"], f"stage command {cmd!r} is not `python -m MODULE`"
+    return words[2]
+
+
+def declared_code(spec: dict) -> set[str]:
+    return {str(dep) for dep in spec.get("deps", []) if str(dep).startswith(CODE_DIR)}
+
+
+@pytest.mark.parametrize("stage", list(stage_specs(PROJECT_ROOT)))
+def test_code_deps_are_exactly_the_imported_modules(stage: str) -> None:
+    spec = stage_specs(PROJECT_ROOT)[stage]
+    imported = import_closure(PROJECT_ROOT, entry_module(spec["cmd"]))
+    declared = declared_code(spec)
+    assert not imported - declared, f"{stage}: imports but does not declare {imported - declared}"
+    assert not declared - imported, f"{stage}: declares but never imports {declared - imported}"
+
+
+def test_no_stage_imports_another_stages_entry_module() -> None:
+    specs = stage_specs(PROJECT_ROOT)
+    entries = {name: entry_module(spec["cmd"]) for name, spec in specs.items()}
+    files = {name: module.replace(".", "/") + ".py" for name, module in entries.items()}
+    for name, module in entries.items():
+        others = {files[other] for other in specs if other != name}
+        assert not import_closure(PROJECT_ROOT, module) & others, name
+
+
+def test_modules_stay_readable_in_one_sitting() -> None:
+    long = {
+        path.name: lines
+        for path in (PROJECT_ROOT / "stages").glob("*.py")
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+@pytest.mark.e2e
+def test_editing_a_module_marks_only_the_stages_that_import_it(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
+) -> None:
+    from dvc.repo import Repo
+
+    reference = reference_run(tmp_path_factory, tiny_model_dir)
+    repo = clone_with_cache(reference.repo, tmp_path_factory.mktemp("edits") / "repo")
+    specs = stage_specs(repo)
+    with Repo(str(repo)) as dvc_repo:
+        assert dvc_repo.status() == {}, "the reference clone must start up to date"
+    for module in sorted((repo / "stages").glob("*.py")):
+        relative = module.relative_to(repo).as_posix()
+        original = module.read_text(encoding="utf-8")
+        module.write_text(original + "\n# an edit that changes no behaviour\n", encoding="utf-8")
+        try:
+            with Repo(str(repo)) as dvc_repo:
+                stale = {name.split(":")[-1] for name in dvc_repo.status()}
+        finally:
+            module.write_text(original, encoding="utf-8")
+        expected = {
+            name
+            for name, spec in specs.items()
+            if relative in import_closure(repo, entry_module(spec["cmd"]))
+        }
+        assert stale == expected, f"editing {relative}: stale {stale}, expected {expected}"
