@@ -1,9 +1,7 @@
-"""What the benchmarks share: where the real data and the pretrained stand-in lie, and a
-throwaway project folder whose params.yaml points at them.
-
-Import it as `bench.project` after putting the repository root on sys.path (each bench
-script first takes bench/ itself off sys.path: bench/tokenize.py would shadow the standard
-library's `tokenize`).
+"""What the benchmarks share: where the real data and the pretrained stand-in lie (the
+environment variables IMDB_DATA and IMDB_BENCH_MODEL, or each script's --data / --model),
+and a throwaway project folder whose params.yaml points at them. Run each benchmark from
+the repository root as a module: `python -m bench.NAME`.
 """
 
 from __future__ import annotations
@@ -20,9 +18,11 @@ from stages.params import update_params_file
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-IMDB_DIR = SHARED / "data" / "imdb"  # train/test/unsup Parquet (test: 24,999 reviews)
-# Real pretrained BERT weights with DistilBERT's uncased vocabulary (no Hub here).
-STAND_IN_MODEL = SHARED / "models" / "all-MiniLM-L6-v2"
+# train/test/unsup Parquet files with the columns text and label.
+IMDB_DIR = Path(os.environ.get("IMDB_DATA", SHARED / "data" / "imdb"))
+# Real pretrained BERT weights with DistilBERT's uncased vocabulary: a small stand-in for
+# distilbert-base-uncased that runs on a CPU (a save_pretrained folder).
+STAND_IN_MODEL = Path(os.environ.get("IMDB_BENCH_MODEL", SHARED / "models" / "all-MiniLM-L6-v2"))
 # No bench may reach the Hub: everything it reads is in ../shared.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 # Settings for every review, whatever quick-run caps params.yaml holds.
@@ -33,7 +33,7 @@ def require(*paths: Path) -> None:
     """Exit with one line if a path the benchmark reads is missing."""
     for path in paths:
         if not path.exists():
-            sys.exit(f"error: {path} not found (the benchmarks read the real data in ../shared)")
+            sys.exit(f"error: {path} not found: set IMDB_DATA / IMDB_BENCH_MODEL or pass --data")
 
 
 @contextmanager

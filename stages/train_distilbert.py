@@ -3,9 +3,8 @@
 Reads the tokenized splits (`data/tokenized/hf/`) and `model.name`, fine-tunes with the
 `TrainingArguments` built from the `train_distilbert` section of `params.yaml`, picks the
 best epoch on the validation split (never the test split), and writes:
-- `models/distilbert/`: the model (safetensors) and tokenizer saved with `save_pretrained`,
-  `tokenize_config.json` (how the ids were cut, so prediction cuts new reviews the same
-  way) and a model card `README.md`;
+- `models/distilbert/`: model and tokenizer (`save_pretrained`), `tokenize_config.json`
+  (how the ids were cut, for prediction) and a model card `README.md`;
 - `metrics/train_distilbert.json`: the validation metrics of the saved model;
 - `dvclive/train_distilbert/`: the training curves, drawn by `dvc plots show`.
 
@@ -46,14 +45,9 @@ from stages.model_card import (
     training_data_context,
     usage_snippet,
 )
-from stages.params import (
-    ModelParams,
-    Params,
-    load_params,
-    load_section,
-    load_shared,
-)
+from stages.params import ModelParams, Params, load_params, load_section, load_shared
 from stages.paths import METRICS_DIR, MODELS_DIR, TOKENIZE_CONFIG_FILE, TOKENIZED_HF_DIR
+from stages.progress import progress_callbacks, without_load_report
 from stages.trainer import (
     build_trainer,
     chosen_metrics,
@@ -223,7 +217,9 @@ def fine_tune(
     # The classifier head is initialised from the seed; the Trainer seeds again before it
     # shuffles, so the head and the order depend only on `seed`.
     set_seed(seed)
-    model = load_classifier(model_name, num_labels=2, id2label=ID2LABEL, label2id=LABEL2ID)
+    with without_load_report():
+        model = load_classifier(model_name, num_labels=2, id2label=ID2LABEL, label2id=LABEL2ID)
+    log.info("a new classification head starts from random weights: fine-tuning trains it")
     check_fits_model(read_cut_config(tokenize_config_file.parent), model.config, "model.name")
     trainer = build_trainer(
         args,
@@ -236,6 +232,11 @@ def fine_tune(
         eval_dataset=splits["validation"].select_columns(columns),
         callbacks=[live_callback(live_dir)],
     )
+    from transformers import ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    for callback in progress_callbacks("train_distilbert"):
+        trainer.add_callback(callback)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     chosen = chosen_metrics(trainer.state, args.load_best_model_at_end)

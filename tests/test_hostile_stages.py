@@ -79,8 +79,8 @@ def test_a_training_split_smaller_than_the_folds_still_trains(in_tmp_project: Pa
     tiny = make_reviews(6, seed=3)  # 3 reviews of each class: fewer than 5 folds
     write_frames(in_tmp_project, {"train": tiny, "validation": tiny, "test": tiny})
     train_rf.main()
-    metrics = json.loads((in_tmp_project / "metrics/train_rf.json").read_text())
-    assert metrics["rows"] == 6
+    timings = json.loads((in_tmp_project / "timings/train_rf.json").read_text())
+    assert timings["train_reviews"] == 6
 
 
 def test_push_to_hub_with_a_token_but_no_hub_stops_before_training(

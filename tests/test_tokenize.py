@@ -126,5 +126,7 @@ def test_bad_params_fail_with_one_line(
 
 def test_unreachable_hub_model_names_the_param(in_tmp_project: Path) -> None:
     set_params(in_tmp_project / "params.yaml", {"model.name": "distilbert/distilbert-base-uncased"})
-    with pytest.raises(StageError, match=r"Hugging Face Hub.*set model\.name in params\.yaml"):
+    with pytest.raises(
+        StageError, match=r"Hugging Face Hub.*without network, set model\.name to a local"
+    ):
         tokenize.main()

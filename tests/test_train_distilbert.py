@@ -221,7 +221,9 @@ def test_push_to_hub_without_token_or_repo_fails_fast(
 # --------------------------------------------------------------------------- training
 
 
-def test_trains_evaluates_each_epoch_saves_and_reloads(tokenized_project: Path) -> None:
+def test_trains_evaluates_each_epoch_saves_and_reloads(
+    tokenized_project: Path, tiny_model_dir: Path
+) -> None:
     import datasets
     import numpy as np
     import torch
@@ -273,7 +275,25 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(tokenized_project: Path) 
     card = (model_dir / "README.md").read_text()
     assert f"| accuracy | {metrics['validation']['accuracy']:.4f} |" in card
     assert '"learning_rate": 0.0021' in card
+    # The card tells the truth about the run, with no path of this machine.
+    assert "local data (`aclImdb`)" in card and "stanfordnlp/imdb" not in card
+    assert '"max_train_samples": null' in card and "validation_size" in card
+    assert "a local `distilbert` model" in card and str(tokenized_project) not in card
+    assert str(tiny_model_dir) not in card
     assert not (tokenized_project / "checkpoints" / "distilbert").exists()
+    # Its usage snippet cuts long reviews as training did: the same score as predict.
+    snippet = card.split("```python\n", 1)[1].split("```", 1)[0]
+    snippet = snippet.replace('model_id = "models/distilbert"', f'model_id = "{model_dir}"')
+    long_review = " ".join(["a great film but the ending was awful"] * 40)
+    namespace: dict = {}
+    exec(compile(snippet.replace("print(classify(", "_ = (classify("), "card", "exec"), namespace)
+    label, score = namespace["classify"](long_review)
+    from stages import predict
+
+    p_positive = predict.transformer_proba(model_dir, [long_review], batch_size=1)[0]
+    expected = "POSITIVE" if p_positive >= 0.5 else "NEGATIVE"
+    assert label == expected
+    assert score == pytest.approx(max(p_positive, 1 - p_positive), abs=1e-5)
 
     # Reloaded, the model predicts what the metrics say, on the validation split.
     validation = datasets.load_from_disk("data/tokenized/hf")["validation"]
@@ -288,6 +308,29 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(tokenized_project: Path) 
     assert accuracy == metrics["validation"]["accuracy"]
     loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels)).item()
     assert loss == pytest.approx(metrics["validation"]["loss"], abs=1e-4)
+
+
+def test_a_long_cpu_run_says_how_long_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from types import SimpleNamespace
+
+    from stages import progress
+
+    pace = progress.progress_callbacks("train_distilbert")[1]
+    clock = iter([100.0, 130.0])  # the start, then 3 steps later: 10 s a step
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    args = SimpleNamespace(device=SimpleNamespace(type="cpu"))
+    state = SimpleNamespace(global_step=0, max_steps=1003, is_world_process_zero=True)
+    pace.on_step_begin(args, state, None)
+    for step in range(1, 8):
+        state.global_step = step
+        pace.on_step_end(args, state, None)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "fine-tuning on a CPU: about 2.8 hours for 1003 steps at this pace (a GPU takes "
+        "minutes); `make quick` trains on a capped slice in under 10 minutes"
+    ]
 
 
 def test_model_name_must_match_the_tokenized_data(tokenized_project: Path) -> None:

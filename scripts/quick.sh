@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# `make quick`: every stage, as the DVC experiment `quick`, on a capped slice of the data
+# with settings chosen for a short CPU run; prints each model's test accuracy at the end.
+#   DATA=folder   local data (Parquet folder or aclImdb/) instead of the Hub dataset
+#   MODEL=folder  local pretrained model (save_pretrained folder) instead of the Hub model
+# Both are copied under data/raw/ and models/pretrained/ and tracked with `dvc add`, so the
+# experiment's params name relative paths. QUICK_SETTINGS (from the Makefile) holds the
+# caps and training settings; QUICK_EXTRA adds or overrides `-S key=value` settings.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+read -r -a settings <<<"${QUICK_SETTINGS:-}"
+if [ -n "${DATA:-}" ]; then
+  settings+=(-S "data.source=$(scripts/bring_local.sh "$DATA" data/raw)")
+fi
+if [ -n "${MODEL:-}" ]; then
+  settings+=(-S "model.name=$(scripts/bring_local.sh "$MODEL" models/pretrained)")
+fi
+read -r -a extra <<<"${QUICK_EXTRA:-}"
+start=$(date +%s)
+dvc exp run --force --name quick "${settings[@]}" "${extra[@]}"
+echo
+echo "quick: finished in $(($(date +%s) - start)) s"
+python scripts/results.py

@@ -1,0 +1,103 @@
+"""The README's quickstart and sharing steps, followed literally on synthetic data: `make
+quick` with local data and a local model, then commit, push, and a teammate's clone that
+`dvc pull` makes complete and up to date."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import (
+    PROJECT_ROOT,
+    TINY_PARAMS,
+    dvc,
+    git,
+    make_project_repo,
+    run,
+    write_aclimdb,
+)
+
+README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+# The tiny model needs its own training settings; they override the quick ones.
+TINY_QUICK = " ".join(
+    f"-S {key}={value}"
+    for key, value in {
+        **{k: v for k, v in TINY_PARAMS.items() if k.startswith(("train_distilbert", "tokenize"))},
+        "train_distilbert.eval_strategy": "epoch",
+        "train_distilbert.save_strategy": "epoch",
+        "train_distilbert.per_device_eval_batch_size": 16,
+    }.items()
+)
+SHARING_STEPS = ("git add -A", 'git commit -m "quick run"', "dvc push", "git push")
+TEAMMATE_STEPS = ("dvc pull", "dvc status")
+
+
+@pytest.mark.e2e
+def test_make_quick_then_share_to_a_clean_clone(tmp_path: Path, tiny_model_dir: Path) -> None:
+    for step in ("make quick DATA=", *SHARING_STEPS, *TEAMMATE_STEPS):
+        assert step in README, f"the README no longer says `{step}`"
+
+    source = write_aclimdb(tmp_path / "downloads", n_train=64, n_test=32)
+    repo = make_project_repo(tmp_path / "repo", tmp_path / "unused", tiny_model_dir)
+    for name in ("Makefile", "README.md"):
+        shutil.copy2(PROJECT_ROOT / name, repo / name)
+    shutil.copytree(PROJECT_ROOT / "scripts", repo / "scripts")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "project with its Makefile")
+    storage = tmp_path / "dvc-storage"
+    dvc(repo, "remote", "modify", "--local", "local", "url", str(storage))
+
+    venv = Path(sys.executable).parent.parent
+    quick = run(
+        [
+            "make",
+            "-o",
+            "install",
+            "quick",
+            f"VENV={venv}",
+            f"DATA={source}",
+            f"MODEL={tiny_model_dir}",
+            f"QUICK_EXTRA={TINY_QUICK}",
+        ],
+        cwd=repo,
+        timeout=900,
+    )
+    # It prints each model's test accuracy.
+    table = quick.stdout[quick.stdout.index("quick: finished") :]
+    rows = {line.split()[0]: line.split()[1:] for line in table.splitlines()[2:] if line}
+    assert set(rows) == {"rf", "linear", "distilbert"}, table
+    assert all(0.5 < float(cells[0]) <= 1.0 for cells in rows.values()), table
+    # Local data and model came in the DVC way: relative paths, tracked by `dvc add`.
+    params = (repo / "params.yaml").read_text()
+    assert "source: ./data/raw/aclImdb" in params and "name: ./models/pretrained/" in params
+    assert (repo / "data/raw/aclImdb.dvc").exists()
+    assert str(tmp_path) not in params
+    # A named experiment, with training curves that have points.
+    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    names = [rev["name"] for c in shown for e in c.get("experiments") or [] for rev in e["revs"]]
+    assert "quick" in names
+    loss = repo / "dvclive/train_distilbert/plots/metrics/train/loss.tsv"
+    assert len(loss.read_text().splitlines()) > 5
+
+    # Sharing, as the README says.
+    bare = tmp_path / "origin.git"
+    run(["git", "init", "-q", "--bare", str(bare)], cwd=tmp_path)
+    git(repo, "remote", "add", "origin", str(bare))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "quick run")
+    dvc(repo, "push")
+    git(repo, "push", "-q", "origin", "main")
+
+    # The teammate: clone, pull, and nothing is out of date or reruns.
+    clone = tmp_path / "teammate"
+    run(["git", "clone", "-q", str(bare), str(clone)], cwd=tmp_path)
+    dvc(clone, "remote", "modify", "--local", "local", "url", str(storage))
+    dvc(clone, "pull")
+    assert json.loads(dvc(clone, "status", "--json").stdout or "{}") == {}
+    assert "Data and pipelines are up to date" in dvc(clone, "status").stdout
+    rerun = dvc(clone, "repro")
+    assert "Running stage" not in rerun.stdout, rerun.stdout
+    assert (clone / "models/distilbert/model.safetensors").exists()
