@@ -8,8 +8,8 @@ What buys the speed, compared with `Trainer.predict` over the reviews in their o
 - `torch.inference_mode` (no autograd bookkeeping at all);
 - a large batch (a param); the first batch is the longest, so a batch that does not fit
   fails at once and is halved until it fits;
-- bf16 autocast on a GPU that supports it (never on a CPU: the predictions must stay
-  those of the fp32 model there);
+- bf16 autocast on a GPU or CPU that does bf16 in hardware (stages.precision: never on a
+  CPU without it, where bf16 would be emulated, slower than fp32);
 - only the logits (n x labels, float32) are kept, nothing else the model returns;
 - the last encoder layer computes only the [CLS] position, the one the classification
   head reads (the other positions still serve as its keys and values): a sixth of a
@@ -29,6 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from stages.errors import StageError
+from stages.precision import bf16_autocast
 
 log = logging.getLogger("imdb_sentiment.inference")
 
@@ -54,13 +55,6 @@ def pick_device(device: str = "auto", param: str = "evaluate.device") -> Any:
         if picked.index is not None and picked.index >= count:
             raise StageError(f"{param} = {device!r}: this machine has {count} GPU(s)")
     return picked
-
-
-def uses_bf16(device: Any, bf16: bool) -> bool:
-    """Whether to autocast to bf16: asked for, and on a CUDA GPU that has it."""
-    import torch
-
-    return bool(bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported())
 
 
 def length_order(lengths: Sequence[int]) -> np.ndarray:
@@ -183,11 +177,7 @@ def predict_logits(
     device = device if device is not None else pick_device("auto")
     model.eval()
     model.to(device)
-    autocast = (
-        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        if uses_bf16(device, bf16)
-        else nullcontext()
-    )
+    autocast = bf16_autocast(device, bf16)
     num_labels = int(model.config.num_labels)
     logits = np.empty((len(input_ids), num_labels), dtype=np.float32)
     lengths = [len(ids) for ids in input_ids]
