@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 
 from stages.cutting import TokenizeParams
 from stages.evaluate import EvaluateParams
+from stages.export_onnx import ExportParams
 from stages.params import DataParams, ModelParams, SharedParams
 from stages.prepare import PrepareParams
 from stages.train_distilbert import TrainParams
@@ -34,6 +35,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "train_rf": RFParams,
     "train_linear": LinearParams,
     "train_distilbert": TrainParams,
+    "export_onnx": ExportParams,
     "evaluate": EvaluateParams,
 }
 STAGES = {

@@ -2,7 +2,7 @@
 
 Reads the test split (`data/tokenized/frame/test.parquet` for the classical models,
 `data/tokenized/hf` for DistilBERT, whose ids were cut as in training) and the three models,
-and writes:
+DistilBERT run by each of `evaluate.backends` (torch, and its int8 ONNX copy), and writes:
 - `metrics/evaluate.json`: per model, accuracy, precision, recall, F1, ROC AUC, log loss
   (for DistilBERT the mean cross-entropy, the reference's eval loss) and size_mb (the
   model folder on disk);
@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ from stages.hub import load_classifier, load_tokenizer
 from stages.inference import pick_device, predict_logits
 from stages.labels import ID2LABEL
 from stages.metrics import classification_metrics, positive_proba
+from stages.onnx_inference import BACKEND_ENTRIES, ONNX_DIR, int8_size_mb, score_test_split
 from stages.params import Params, load_params, load_section
 from stages.paths import (
     METRICS_DIR,
@@ -51,7 +52,8 @@ log = logging.getLogger("imdb_sentiment.evaluate")
 
 CLASSICAL_MODELS = ("rf", "linear")
 TRANSFORMER_MODEL = "distilbert"
-MODEL_NAMES = (*CLASSICAL_MODELS, TRANSFORMER_MODEL)
+INT8_MODEL = BACKEND_ENTRIES["onnx-int8"]
+MODEL_NAMES = (*CLASSICAL_MODELS, TRANSFORMER_MODEL, INT8_MODEL)
 METRICS_FILE = METRICS_DIR / "evaluate.json"
 TIMINGS_FILE = TIMINGS_DIR / "evaluate.json"
 ERRORS_FILE = METRICS_DIR / "errors.md"
@@ -61,10 +63,14 @@ PLOTS_DIR = Path("plots/evaluate")
 class EvaluateParams(Params):
     # DistilBERT reviews per batch: the largest that fits (halved on out-of-memory).
     batch_size: int = Field(64, ge=1)
-    # bf16 autocast on a GPU that supports it (never on a CPU).
+    # bf16 autocast where the GPU or CPU does bf16 in hardware (stages.precision).
     bf16: bool = True
     # auto (the GPU when there is one), cpu, cuda, cuda:1, ...
     device: str = Field("auto", min_length=1)
+    # How DistilBERT is scored: each backend is one entry of the metrics.
+    backends: list[Literal["torch", "onnx-int8"]] = Field(
+        default_factory=lambda: ["torch", "onnx-int8"], min_length=1
+    )
     # Points kept of the ROC and precision-recall curves.
     curve_points: int = Field(200, ge=10, le=10000)
     # Upper edges (exclusive, in whole-review tokens) of the review-length buckets.
@@ -83,6 +89,13 @@ class EvaluateParams(Params):
         ):
             raise ValueError("must be positive and strictly increasing")
         return edges
+
+    @field_validator("backends")
+    @classmethod
+    def _distinct(cls, backends: list[str]) -> list[str]:
+        if len(set(backends)) != len(backends):
+            raise ValueError("lists a backend twice")
+        return backends
 
 
 def model_size_mb(model_dir: Path) -> float:
@@ -139,6 +152,19 @@ def score_transformer(
         desc="distilbert",
     )
     return positive_proba(logits), time.perf_counter() - start
+
+
+def score_int8(config: EvaluateParams, expected_labels: np.ndarray) -> tuple[np.ndarray, float]:
+    """P(positive) of the test reviews by models/distilbert-onnx's int8 graph (on the CPU),
+    and the seconds scoring took."""
+    import datasets
+
+    if not TOKENIZED_HF_DIR.exists():
+        raise StageError(f"{TOKENIZED_HF_DIR} is missing: run `dvc repro tokenize` first")
+    test = datasets.load_from_disk(str(TOKENIZED_HF_DIR))["test"]
+    if not np.array_equal(np.asarray(test["label"]), expected_labels):
+        raise StageError(f"{TOKENIZED_HF_DIR} and {TOKENIZED_FRAME_DIR} hold different test splits")
+    return score_test_split(test["input_ids"], TOKENIZED_DIR, config.batch_size)
 
 
 def confident_errors(
@@ -199,17 +225,21 @@ def main() -> None:
     device = pick_device(config.device)
     frame = read_test_frame()
     labels = frame["label"].to_numpy()
-    log.info("scoring %d test reviews with %s", len(frame), ", ".join(MODEL_NAMES))
+    entries = {BACKEND_ENTRIES[backend] for backend in config.backends}
+    names = [name for name in MODEL_NAMES if name in CLASSICAL_MODELS or name in entries]
+    log.info("scoring %d test reviews with %s", len(frame), ", ".join(names))
 
     scores: dict[str, np.ndarray] = {}
     metrics: dict[str, dict[str, Any]] = {}
     timings: dict[str, dict[str, float]] = {}
-    for name in MODEL_NAMES:
-        model_dir = MODELS_DIR / name
+    for name in names:
+        model_dir = ONNX_DIR if name == INT8_MODEL else MODELS_DIR / name
         if not model_dir.is_dir():
             raise StageError(f"{model_dir} is missing: run `dvc repro` to train it first")
         if name == TRANSFORMER_MODEL:
             proba, seconds = score_transformer(config, device, labels)
+        elif name == INT8_MODEL:
+            proba, seconds = score_int8(config, labels)
         else:
             proba, seconds = score_classical(name, frame)
         if proba.shape != labels.shape or not np.isfinite(proba).all():
@@ -217,7 +247,7 @@ def main() -> None:
         scores[name] = proba
         metrics[name] = {
             **classification_metrics(labels, proba),
-            "size_mb": model_size_mb(model_dir),
+            "size_mb": int8_size_mb(model_dir) if name == INT8_MODEL else model_size_mb(model_dir),
         }
         # Apart from the metrics: they vary from run to run and machine to machine.
         timings[name] = {

@@ -31,6 +31,7 @@ TOP_LEVEL_KEYS = (
     "train_rf",
     "train_linear",
     "train_distilbert",
+    "export_onnx",
     "evaluate",
 )
 

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from stages.atomic import atomic_path
+from stages.backends import BACKENDS, distilbert_proba, model_dir_for
 from stages.classical_store import MODEL_FILE, classical_positive_proba, load_classical_model
 from stages.cleaning import CleaningParams, clean_text
 from stages.cutting import (
@@ -47,7 +48,7 @@ from stages.hub import load_tokenizer, refuse_remote_code
 from stages.inference import length_order
 from stages.labels import ID2LABEL
 from stages.params import ModelParams, load_params, load_section, load_subset
-from stages.paths import MODELS_DIR, PARAMS_FILE
+from stages.paths import PARAMS_FILE
 from stages.review_io import Reviews, format_rows, read_reviews
 
 log = logging.getLogger("imdb_sentiment.predict")
@@ -202,6 +203,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--column", default="text", help="the column of a CSV/Parquet file")
     parser.add_argument("--model", choices=MODEL_CHOICES, default="distilbert")
     parser.add_argument("--model-dir", type=Path, help="default: models/<model>")
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default="torch", help="distilbert: torch or onnx-int8"
+    )
     parser.add_argument("--format", choices=FORMATS, default="table")
     parser.add_argument("--output", type=Path, help="write here (atomically) instead of stdout")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -249,9 +253,9 @@ def predict(args: argparse.Namespace) -> None:
         raise StageError(f"--batch-size {args.batch_size}: must be at least 1")
     params = load_params() if PARAMS_FILE.exists() else {}
     cleaning = load_subset(params, "prepare", CleaningParams)
-    model_dir = args.model_dir or MODELS_DIR / args.model
+    model_dir, needed = model_dir_for(args.model, args.backend, args.model_dir)
     # Before reading stdin, so a wrong model folder does not wait for input first.
-    check_model_dir(model_dir, "config.json" if args.model == "distilbert" else MODEL_FILE)
+    check_model_dir(model_dir, needed)
     check_output(args.output, args.file)
     reviews = read_reviews(args.reviews, args.file, args.column)
     if not reviews.texts:
@@ -260,7 +264,9 @@ def predict(args: argparse.Namespace) -> None:
     rows: list[dict[str, Any]] = []
     if texts:
         if args.model == "distilbert":
-            proba = transformer_proba(model_dir, texts, args.batch_size)
+            proba = distilbert_proba(
+                args.backend, model_dir, texts, args.batch_size, transformer_proba
+            )
         else:
             if args.tokenizer is not None:
                 proba = classical_proba(model_dir, texts, args.tokenizer, "--tokenizer")

@@ -1,6 +1,6 @@
-"""A project folder with tokenized synthetic reviews and three tiny trained models, built
-in-process (no dvc): what `evaluate` and `predict` read. Used by test_evaluate.py and
-test_predict.py.
+"""A project folder with tokenized synthetic reviews, three tiny trained models and the
+ONNX export of the transformer, built in-process (no dvc): what `evaluate` and `predict`
+read. Used by test_evaluate.py and test_predict.py.
 
 The classical models are small scikit-learn pipelines over the `text` and `tokens`
 columns saved as `model.skops` with `stages.classical.save_classical_model`; DistilBERT is
@@ -86,7 +86,7 @@ def build_workspace(root: Path, tiny_model_dir: Path) -> Path:
     import datasets
     import pandas as pd
 
-    from stages import prepare, tokenize
+    from stages import export_onnx, prepare, tokenize
     from stages.classical_store import save_classical_model
 
     root.mkdir(parents=True, exist_ok=True)
@@ -113,6 +113,7 @@ def build_workspace(root: Path, tiny_model_dir: Path) -> Path:
             shutil.copytree(tiny_model_dir, distilbert)
             fine_tune(tiny_model_dir, distilbert, hf_train["input_ids"], hf_train["label"])
             shutil.copy2("data/tokenized/tokenize_config.json", distilbert)
+            export_onnx.main()
     finally:
         for key, value in saved_env.items():
             if value is None:

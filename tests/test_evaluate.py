@@ -249,7 +249,7 @@ def test_a_missing_model_stops_evaluate_with_one_line(workspace: Path, tmp_path:
 
 def test_evaluate_writes_one_flat_scorecard_per_model(evaluated: Path) -> None:
     scores = json.loads((evaluated / "metrics/evaluate.json").read_text())
-    assert list(scores) == ["rf", "linear", "distilbert"]
+    assert list(scores) == ["rf", "linear", "distilbert", "distilbert_int8"]
     for name, metrics in scores.items():
         assert set(metrics) == METRIC_KEYS, name
         for key in ("accuracy", "precision", "recall", "f1", "roc_auc"):
@@ -285,7 +285,7 @@ def test_distilbert_log_loss_is_the_models_cross_entropy(evaluated: Path) -> Non
 
 def test_evaluate_writes_plot_data_for_every_model(evaluated: Path) -> None:
     test = pd.read_parquet(evaluated / "data/tokenized/frame/test.parquet")
-    for name in ("rf", "linear", "distilbert"):
+    for name in ("rf", "linear", "distilbert", "distilbert_int8"):
         folder = evaluated / "plots/evaluate" / name
         assert sorted(p.name for p in folder.iterdir()) == sorted(PLOT_FILES)
         confusion = pd.read_csv(folder / "confusion.csv")
@@ -304,10 +304,10 @@ def test_evaluate_writes_plot_data_for_every_model(evaluated: Path) -> None:
 def test_errors_file_lists_confidently_wrong_reviews_per_model(evaluated: Path) -> None:
     text = (evaluated / "metrics/errors.md").read_text()
     assert text.startswith("# Most confidently wrong test reviews")
-    for name in ("rf", "linear", "distilbert"):
+    for name in ("rf", "linear", "distilbert", "distilbert_int8"):
         assert f"\n## {name}\n" in text
     rows = [line for line in text.splitlines() if line.startswith("| 1 |")]
-    assert len(rows) == 3
+    assert len(rows) == 4
     assert all(" NEGATIVE " in row or " POSITIVE " in row for row in rows)
 
 
@@ -328,7 +328,7 @@ def test_evaluate_twice_gives_the_same_quality_metrics(evaluated: Path) -> None:
 def test_dvc_repro_evaluates_every_model_and_predict_labels_reviews(project_repo: Path) -> None:
     dvc(project_repo, "repro")
     scores = json.loads((project_repo / "metrics/evaluate.json").read_text())
-    assert list(scores) == ["rf", "linear", "distilbert"]
+    assert list(scores) == ["rf", "linear", "distilbert", "distilbert_int8"]
     for name, metrics in scores.items():
         assert set(metrics) == METRIC_KEYS, name
         for key in ("accuracy", "precision", "recall", "f1", "roc_auc"):

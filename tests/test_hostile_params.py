@@ -12,7 +12,7 @@ from conftest import PROJECT_ROOT, set_params, write_parquet_source
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stages import evaluate, prepare, train_distilbert, train_linear, train_rf
+from stages import evaluate, export_onnx, prepare, train_distilbert, train_linear, train_rf
 from stages.errors import run_stage
 from stages.params import load_params
 
@@ -157,6 +157,7 @@ READER = {
     "train_rf": train_rf.main,
     "train_linear": train_linear.main,
     "train_distilbert": train_distilbert.main,
+    "export_onnx": export_onnx.main,
     "evaluate": evaluate.main,
 }
 

@@ -1,0 +1,120 @@
+"""bf16 on the CPU: used exactly when the CPU does bf16 in hardware (AMX or AVX512-BF16),
+by evaluate's inference and by predict's torch backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stages import precision
+from stages.backends import distilbert_proba
+from stages.inference import predict_logits
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def detection(monkeypatch: pytest.MonkeyPatch):
+    """Set what the CPU check answers: `detection(True)` for a CPU with bf16."""
+
+    def answer(supported: bool) -> None:
+        monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: supported)
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("amx", "avx512_bf16", "flags", "expected"),
+    [
+        (True, False, "fpu avx2", True),
+        (False, True, "fpu avx2", True),
+        (False, False, "fpu avx2 avx512f amx_bf16 amx_tile", True),
+        (False, False, "fpu avx2 avx512f avx512_bf16", True),
+        (False, False, "fpu avx2 avx512f avx512_vnni", False),
+    ],
+)
+def test_cpu_bf16_is_detected_from_torch_or_cpuinfo(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    amx: bool,
+    avx512_bf16: bool,
+    flags: str,
+    expected: bool,
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t: fpu\n")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(precision, "CPUINFO", cpuinfo)
+    assert precision.cpuinfo_flags() == set(flags.split())  # the first processor's
+    precision.cpu_supports_bf16.cache_clear()
+    try:
+        assert precision.cpu_supports_bf16() is expected
+    finally:
+        precision.cpu_supports_bf16.cache_clear()
+
+
+@pytest.mark.parametrize("supported", [True, False])
+def test_uses_bf16_on_a_cpu_exactly_when_it_has_it(detection, supported: bool) -> None:
+    detection(supported)
+    assert precision.uses_bf16(CPU, bf16=True) is supported
+    assert precision.uses_bf16(CPU, bf16=False) is False
+
+
+def autocast_seen(model) -> list[tuple[bool, torch.dtype]]:
+    """Record, at every forward, whether CPU autocast is on and to which dtype."""
+    seen: list[tuple[bool, torch.dtype]] = []
+    model.register_forward_pre_hook(
+        lambda module, args: seen.append(
+            (torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))
+        )
+    )
+    return seen
+
+
+@pytest.mark.parametrize("supported", [True, False])
+def test_inference_autocasts_to_bf16_exactly_when_the_cpu_has_it(
+    detection, tiny_model_dir: Path, supported: bool
+) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    detection(supported)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
+    seen = autocast_seen(model)
+    ids = [[2, 5, 6, 7, 3], [2, 8, 9, 3], [2, 10, 3]]
+    fp32 = predict_logits(model, ids, pad_token_id=0, batch_size=2, device=CPU, bf16=False)
+    assert seen and all(enabled is False for enabled, _ in seen)
+    seen.clear()
+    logits = predict_logits(model, ids, pad_token_id=0, batch_size=2, device=CPU, bf16=True)
+    assert len(seen) == 2  # two batches
+    if supported:
+        assert all(state == (True, torch.bfloat16) for state in seen)
+        assert np.abs(logits - fp32).max() < 0.05  # bf16 keeps about 3 significant digits
+    else:
+        assert all(enabled is False for enabled, _ in seen)
+        np.testing.assert_array_equal(logits, fp32)
+    assert logits.dtype == np.float32
+
+
+@pytest.mark.parametrize("supported", [True, False])
+def test_predict_torch_backend_autocasts_exactly_when_the_cpu_has_it(
+    detection, monkeypatch: pytest.MonkeyPatch, supported: bool
+) -> None:
+    detection(supported)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    seen = []
+
+    def scorer(model_dir: Path, texts: list[str], batch_size: int) -> np.ndarray:
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return np.full(len(texts), 0.75)
+
+    proba = distilbert_proba("torch", Path("models/distilbert"), ["a film"], 8, scorer)
+    assert proba.tolist() == [0.75]
+    if supported:
+        assert seen == [(True, torch.bfloat16)]
+    else:
+        assert len(seen) == 1 and seen[0][0] is False
+    assert not torch.is_autocast_enabled("cpu")  # only while scoring
