@@ -9,7 +9,7 @@ BIN := $(abspath $(VENV))/bin
 # Stages run `python -m stages.X`: put the virtual environment first so that is its Python.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro quick results offline-plots test lint format report browser-deps
+.PHONY: install repro quick results offline-plots test lint format report browser-deps release
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,13 @@ test: lint browser-deps
 format: install
 	ruff check --fix .
 	ruff format .
+
+# `make release NAME=distilbert VERSION=1.0.0`: publish a model of dvc.yaml's `artifacts:`
+# as the Git tag NAME@vVERSION, after `dvc push` (scripts/release.sh, docs/serving.md).
+NAME ?=
+VERSION ?=
+release: install
+	@scripts/release.sh "$(NAME)" "$(VERSION)"
 
 # `make report`: the tables a reviewer pastes into a pull request: metrics and params of
 # the workspace against main (or REV=<commit, branch or tag>).
