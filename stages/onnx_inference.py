@@ -32,6 +32,8 @@ INT8_FILE = "model.int8.onnx"
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "logits"
 INSTALL_HINT = "pip install -e '.[onnx]'"
+# What decides how a review's ids are cut (tokenize's batch size does not).
+CUT_KEYS = ("max_length", "truncation", "head_tokens")
 # predict --backend / evaluate.backends: how DistilBERT is run, and its entry in the metrics.
 BACKEND_ENTRIES = {"torch": "distilbert", "onnx-int8": "distilbert_int8"}
 
@@ -121,7 +123,8 @@ def score_test_split(
     check_labels(model_dir)
     cut = read_cut_config(cut_dir)
     check_fits_model(cut, PretrainedConfig.from_dict(model_config(model_dir)), str(model_dir))
-    if cut != read_cut_config(model_dir):
+    trained = read_cut_config(model_dir)
+    if any(getattr(cut, key) != getattr(trained, key) for key in CUT_KEYS):
         raise StageError(
             f"{model_dir} was exported from a model trained on ids cut otherwise than "
             f"{cut_dir}: run `dvc repro`"

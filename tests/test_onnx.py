@@ -26,6 +26,7 @@ from stages.onnx_inference import (
     load_session,
     onnx_logits,
     onnx_proba,
+    score_test_split,
 )
 
 # Cut short, so that some synthetic reviews (up to ~70 tokens) are cut head and tail.
@@ -140,6 +141,20 @@ def test_predict_cli_scores_with_the_int8_model(exported: Path, tmp_path: Path) 
     assert refused.stderr.strip().splitlines()[-1] == (
         "error: --backend onnx-int8 runs distilbert only, not --model rf"
     )
+
+
+def test_evaluate_refuses_an_export_of_a_model_trained_on_other_cuts(
+    exported: Path, tmp_path: Path, test_ids: list[list[int]]
+) -> None:
+    other = TokenizeParams(max_length=64, head_tokens=16)
+    (tmp_path / "tokenize_config.json").write_text(json.dumps(other.model_dump()))
+    with pytest.raises(StageError, match="exported from a model trained on ids cut otherwise"):
+        score_test_split(test_ids, tmp_path, batch_size=16, model_dir=exported)
+    (tmp_path / "tokenize_config.json").write_text(
+        json.dumps({**CUT.model_dump(), "batch_size": 7})
+    )
+    proba, seconds = score_test_split(test_ids, tmp_path, batch_size=16, model_dir=exported)
+    assert proba.shape == (len(test_ids),) and seconds > 0
 
 
 def test_a_model_type_the_optimiser_does_not_fuse_fails_in_one_line(
