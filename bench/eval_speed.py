@@ -32,6 +32,7 @@ import logging
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -50,11 +51,11 @@ REFERENCE_EVAL_BATCH = 16
 SEED = 42
 
 
-def load_reviews(n: int) -> pd.DataFrame:
+def load_reviews(n: int, test_file: Path = TEST_FILE) -> pd.DataFrame:
     """`n` test reviews drawn at random (seeded), in that random order, cleaned as prepare does."""
-    if not TEST_FILE.exists():
-        sys.exit(f"error: {TEST_FILE} not found: the benchmark needs ../shared/data/imdb")
-    frame = pd.read_parquet(TEST_FILE, columns=["text", "label"])
+    if not test_file.exists():
+        sys.exit(f"error: {test_file} not found: set IMDB_DATA to the IMDb Parquet folder")
+    frame = pd.read_parquet(test_file, columns=["text", "label"])
     frame = frame.sample(n=n, random_state=SEED).reset_index(drop=True)
     frame["text"] = [
         clean_text(text, clean_html=True, normalize_whitespace=True) for text in frame["text"]

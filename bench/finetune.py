@@ -32,7 +32,7 @@ from stages.train_distilbert import MODEL_DIR, TrainParams, build_training_argum
 from stages.trainer import build_trainer
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=IMDB_DIR)
     parser.add_argument("--model", type=Path, default=STAND_IN_MODEL)
@@ -45,13 +45,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--epochs", type=float, default=1.0)
-    args = parser.parse_args()
-    require(args.data, args.model)
-    setup_logging()
-    logging.getLogger("transformers").setLevel(logging.WARNING)
-    os.environ.update(OFFLINE_ENV)
+    return parser.parse_args(argv)
 
-    settings = {
+
+def settings_for(args: argparse.Namespace) -> dict[str, object]:
+    """The params (dotted keys) of the throwaway project the fine-tuning runs in."""
+    return {
         "data.source": str(args.data.resolve()),
         "model.name": str(args.model.resolve()),
         "prepare.max_train_samples": args.train_reviews,
@@ -71,7 +70,16 @@ def main() -> None:
         "train_distilbert.load_best_model_at_end": False,
         "train_distilbert.logging_steps": 25,
     }
-    with temp_project("bench-finetune-", settings) as workdir:
+
+
+def main() -> None:
+    args = parse_args()
+    require(args.data, args.model)
+    setup_logging()
+    logging.getLogger("transformers").setLevel(logging.WARNING)
+    os.environ.update(OFFLINE_ENV)
+
+    with temp_project("bench-finetune-", settings_for(args)) as workdir:
         prepare.main()
         tokenize.main()
         params = load_params()

