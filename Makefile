@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 # Stages run `python -m stages.X`: put the virtual environment first so that is its Python.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test lint format report browser-deps
+.PHONY: install repro test lint format report runs browser-deps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,15 @@ format: install
 	ruff format .
 
 # `make report`: the tables a reviewer pastes into a pull request: metrics and params of
-# the workspace against main (or REV=<commit, branch or tag>).
+# the workspace against main (or REV=<commit, branch, tag or DVC experiment name>).
 REV ?= main
 report: install
 	@scripts/report.sh $(REV)
+
+# `make runs`: the experiments of the current commit, one row each, with each model's test
+# accuracy and F1 (scripts/runs.sh).
+runs: install
+	@scripts/runs.sh
 
 # What tests/test_plots_render.py needs to open `dvc plots show`'s page offline: headless
 # Chromium + chromedriver (Debian packages, installed when missing; needs root) and local
