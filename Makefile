@@ -43,10 +43,11 @@ runs: install
 	@scripts/runs.sh
 
 # What tests/test_plots_render.py needs to open `dvc plots show`'s page offline: headless
-# Chromium + chromedriver (Debian packages, installed when missing; needs root) and local
-# copies of vega, vega-lite and vega-embed (npm, into the git-ignored .cache/vega). Outside
-# CI a failed install only warns (the browser test then skips and says why); with CI=true
-# it fails.
+# Chromium + chromedriver (Debian packages, installed when missing) and local
+# copies of vega, vega-lite and vega-embed (npm, into the git-ignored .cache/vega). apt-get
+# runs as root, or through `sudo -n` for a user who has passwordless sudo (a CI runner).
+# Outside CI a failed install only warns (the browser test then skips and says why); with
+# CI=true it fails.
 VEGA_DIR := .cache/vega
 VEGA_PACKAGES := vega@5.22.1 vega-lite@5.2.0 vega-embed@6.18.2
 browser-deps:
@@ -55,8 +56,10 @@ browser-deps:
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    $$missing >/dev/null) \
+	  sudo=""; \
+	  if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null; then sudo="sudo -n"; fi; \
+	  ($$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install \
+	    -y -qq $$missing >/dev/null) \
 	  || { echo "browser-deps: could not install$$missing"; [ "$$CI" != "true" ]; }; \
 	fi
 	@if [ ! -f $(VEGA_DIR)/node_modules/vega-embed/build/vega-embed.min.js ]; then \
