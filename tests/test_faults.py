@@ -23,7 +23,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import dvc, git
 from dvc_helpers import (
     Reference,
     assert_same_run,
@@ -37,19 +36,14 @@ from dvc_helpers import (
     kill_when,
     load_yaml,
     lock_outs,
-    reference_run,
     snapshot,
     start_dvc,
     tmp_siblings,
     training_stage,
 )
+from helpers import dvc, git
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def reference(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Reference:
-    return reference_run(tmp_path_factory, tiny_model_dir)
 
 
 def test_sigkill_during_tokenize_and_training_then_repro_finishes(

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from evaluate_workspace import chdir
+from hostile_workspace import build_small_workspace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_hostile_models import build_small_workspace
 
 from stages import predict
 from stages.cleaning import CleaningParams, clean_text

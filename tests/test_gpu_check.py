@@ -7,7 +7,7 @@ import json
 import sys
 
 import pytest
-from conftest import PROJECT_ROOT, run
+from helpers import PROJECT_ROOT, run
 
 pytestmark = pytest.mark.e2e
 

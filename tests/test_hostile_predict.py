@@ -22,8 +22,8 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, make_reviews, subprocess_env
-from test_hostile_models import (
+from helpers import PROJECT_ROOT, make_reviews, subprocess_env
+from hostile_workspace import (
     REVIEW,
     assert_one_error,
     build_small_workspace,

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_review, subprocess_env
 from evaluate_workspace import build_workspace
+from helpers import make_review, subprocess_env
 
 from stages import predict
 from stages.cleaning import clean_text

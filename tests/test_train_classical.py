@@ -16,7 +16,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io
-from conftest import TINY_PARAMS, dvc, make_reviews, run, set_params
+from helpers import (
+    SPLIT_SIZES,
+    TINY_PARAMS,
+    dvc,
+    make_reviews,
+    run,
+    set_params,
+    tokens_of,
+    write_frames,
+)
 from ruamel.yaml import YAML
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
@@ -35,28 +44,6 @@ from stages.params import load_section
 
 STAGES = {"rf": train_rf, "linear": train_linear}
 SECTIONS = {"rf": "train_rf", "linear": "train_linear"}
-SPLIT_SIZES = {"train": 240, "validation": 80, "test": 80}
-
-
-def tokens_of(text: str) -> str:
-    """Stand-in for the WordPiece tokens: lowercased words and punctuation."""
-    return " ".join(re.findall(r"\w+|[^\w\s]", text.lower()))
-
-
-def write_frames(root: Path, frames: dict[str, pd.DataFrame] | None = None) -> None:
-    """Write data/tokenized/frame/{split}.parquet as `tokenize` does."""
-    frame_dir = root / "data" / "tokenized" / "frame"
-    frame_dir.mkdir(parents=True, exist_ok=True)
-    if frames is None:
-        frames = {
-            split: make_reviews(n, seed=index)
-            for index, (split, n) in enumerate(SPLIT_SIZES.items())
-        }
-    for split, frame in frames.items():
-        frame = frame.copy()
-        frame["tokens"] = [tokens_of(text) for text in frame["text"]]
-        frame["n_tokens"] = np.asarray([len(t.split()) for t in frame["tokens"]], np.int32)
-        frame.to_parquet(frame_dir / f"{split}.parquet", index=False)
 
 
 @pytest.fixture

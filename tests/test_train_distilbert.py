@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import (
+from dvc_helpers import kill_when, start_dvc
+from helpers import (
     PROJECT_ROOT,
     TINY_PARAMS,
     dvc,
@@ -29,7 +30,6 @@ from conftest import (
     subprocess_env,
     write_aclimdb,
 )
-from dvc_helpers import kill_when, start_dvc
 
 from stages import prepare, tokenize
 from stages import train_distilbert as stage
