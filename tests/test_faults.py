@@ -34,8 +34,8 @@ from dvc_helpers import (
     dvc_status,
     file_digests,
     kill_when,
-    load_yaml,
     lock_outs,
+    locked_stages,
     snapshot,
     start_dvc,
     tmp_siblings,
@@ -90,8 +90,7 @@ def _kill_during(stage: str, repo: Path, reference: Reference, log: Path) -> lis
     # Nothing claims the stage finished: dvc.lock has no entry for it and `dvc status` says
     # it must run. Whatever another stage reads from it is absent or complete, never half
     # written (a live log such as DVCLive's may be partial: no stage reads it).
-    lock = load_yaml(repo / "dvc.lock") if (repo / "dvc.lock").exists() else {"stages": {}}
-    assert stage not in lock["stages"], stage
+    assert stage not in locked_stages(repo), stage
     assert stage in dvc_status(repo), stage
     for out in consumed_outs(repo) & set(outs):
         if (repo / out).exists():

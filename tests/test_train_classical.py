@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io
+from dvc_helpers import declared_outs, lock_outs
 from helpers import (
     SPLIT_SIZES,
     TINY_PARAMS,
@@ -261,12 +262,8 @@ def test_command_line_prints_one_error_line(frame_project: Path) -> None:
 
 
 def lock_hashes(repo: Path) -> dict[str, str]:
-    lock = YAML(typ="safe").load((repo / "dvc.lock").read_text())
-    return {
-        out["path"]: out["md5"]
-        for name in ("train_rf", "train_linear")
-        for out in lock["stages"][name]["outs"]
-    }
+    outs = {path for name in ("train_rf", "train_linear") for path in declared_outs(repo)[name]}
+    return {path: md5 for path, md5 in lock_outs(repo).items() if path in outs}
 
 
 @pytest.mark.e2e

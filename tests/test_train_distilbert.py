@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dvc_helpers import kill_when, start_dvc
+from dvc_helpers import declared_outs, kill_when, lock_outs, start_dvc
 from helpers import (
     PROJECT_ROOT,
     TINY_PARAMS,
@@ -392,10 +392,8 @@ def test_two_processes_train_as_one_with_the_same_effective_batch(
 
 
 def stage_outs_md5(repo: Path) -> dict[str, str]:
-    from ruamel.yaml import YAML
-
-    lock = YAML(typ="safe", pure=True).load((repo / "dvc.lock").read_text())
-    return {out["path"]: out["md5"] for out in lock["stages"]["train_distilbert"]["outs"]}
+    outs = declared_outs(repo)["train_distilbert"]
+    return {path: md5 for path, md5 in lock_outs(repo).items() if path in outs}
 
 
 @pytest.mark.e2e
