@@ -23,8 +23,8 @@ repro: install
 	dvc repro
 
 # `make quick`: every stage as the DVC experiment `quick` on a capped slice of the data,
-# with settings for a short CPU run (scripts/quick.sh). About 8 minutes on 2 CPU cores
-# with a 6-layer, 384-wide model; DistilBERT-base is about 4 times slower to train.
+# with settings for a short CPU run (scripts/quick.sh), sized for a 6-layer, 384-wide model
+# on a laptop CPU; DistilBERT-base is about 4 times slower to train.
 QUICK_SETTINGS := \
 	-S prepare.max_train_samples=1600 -S prepare.max_validation_samples=200 \
 	-S prepare.max_test_samples=1000 -S tokenize.max_length=256 \

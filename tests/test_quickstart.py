@@ -63,7 +63,7 @@ def test_make_quick_then_share_to_a_clean_clone(tmp_path: Path, tiny_model_dir: 
             f"QUICK_EXTRA={TINY_QUICK}",
         ],
         cwd=repo,
-        timeout=900,
+        timeout=1800,
     )
     # No noise from DVC about the outs a first run has not made yet.
     assert "No file hash info found" not in quick.stderr

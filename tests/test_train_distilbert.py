@@ -329,7 +329,7 @@ def test_a_long_cpu_run_says_how_long_once(
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings == [
         "fine-tuning on a CPU: about 2.8 hours for 1003 steps at this pace (a GPU takes "
-        "minutes); `make quick` trains on a capped slice in under 10 minutes"
+        "minutes); `make quick` trains on a capped slice instead"
     ]
 
 
