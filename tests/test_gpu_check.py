@@ -16,7 +16,8 @@ def test_gpu_check_runs_both_ways_and_prints_json_last() -> None:
     result = run(
         [
             sys.executable,
-            str(PROJECT_ROOT / "bench" / "gpu_check.py"),
+            "-m",
+            "bench.gpu_check",
             "--tiny",
             "--reviews",
             "48",
