@@ -9,7 +9,8 @@ BIN := $(abspath $(VENV))/bin
 # Stages run `python -m stages.X`: put the virtual environment first so that is its Python.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro quick results offline-plots test lint format report browser-deps release
+.PHONY: install repro quick results offline-plots test lint format report runs browser-deps \
+	release
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +24,8 @@ repro: install
 	dvc repro
 
 # `make quick`: every stage as the DVC experiment `quick` on a capped slice of the data,
-# with settings for a short CPU run (scripts/quick.sh). About 8 minutes on 2 CPU cores
-# with a 6-layer, 384-wide model; DistilBERT-base is about 4 times slower to train.
+# with settings for a short CPU run (scripts/quick.sh), sized for a 6-layer, 384-wide model
+# on a laptop CPU; DistilBERT-base is about 4 times slower to train.
 QUICK_SETTINGS := \
 	-S prepare.max_train_samples=1600 -S prepare.max_validation_samples=200 \
 	-S prepare.max_test_samples=1000 -S tokenize.max_length=256 \
@@ -67,16 +68,22 @@ release: install
 	@scripts/release.sh "$(NAME)" "$(VERSION)"
 
 # `make report`: the tables a reviewer pastes into a pull request: metrics and params of
-# the workspace against main (or REV=<commit, branch or tag>).
+# the workspace against main (or REV=<commit, branch, tag or DVC experiment name>).
 REV ?= main
 report: install
 	@scripts/report.sh $(REV)
 
+# `make runs`: the experiments of the current commit, one row each, with each model's test
+# accuracy and F1 (scripts/runs.sh).
+runs: install
+	@scripts/runs.sh
+
 # What tests/test_plots_render.py needs to open `dvc plots show`'s page offline: headless
-# Chromium + chromedriver (Debian packages, installed when missing; needs root) and local
-# copies of vega, vega-lite and vega-embed (npm, into the git-ignored .cache/vega). Outside
-# CI a failed install only warns (the browser test then skips and says why); with CI=true
-# it fails.
+# Chromium + chromedriver (Debian packages, installed when missing) and local
+# copies of vega, vega-lite and vega-embed (npm, into the git-ignored .cache/vega). apt-get
+# runs as root, or through `sudo -n` for a user who has passwordless sudo (a CI runner).
+# Outside CI a failed install only warns (the browser test then skips and says why); with
+# CI=true it fails.
 VEGA_DIR := .cache/vega
 VEGA_PACKAGES := vega@5.22.1 vega-lite@5.2.0 vega-embed@6.18.2
 browser-deps:
@@ -85,8 +92,10 @@ browser-deps:
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    $$missing >/dev/null) \
+	  sudo=""; \
+	  if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null; then sudo="sudo -n"; fi; \
+	  ($$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install \
+	    -y -qq $$missing >/dev/null) \
 	  || { echo "browser-deps: could not install$$missing"; [ "$$CI" != "true" ]; }; \
 	fi
 	@if [ ! -f $(VEGA_DIR)/node_modules/vega-embed/build/vega-embed.min.js ]; then \

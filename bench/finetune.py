@@ -95,7 +95,9 @@ def main() -> None:
         model = AutoModelForSequenceClassification.from_pretrained(MODEL_DIR)
         tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
         eval_args = build_training_arguments(config, seed, output_dir=str(workdir / "eval"))
-        scored = build_trainer(config, eval_args, model, tokenizer).evaluate(test)
+        scored = build_trainer(
+            eval_args, model, tokenizer, eval_group_by_length=config.eval_group_by_length
+        ).evaluate(test)
 
     train_seconds = trained["train_runtime"]
     figures = {

@@ -122,7 +122,13 @@ def train_throughput(
             logging_steps=max(1, steps // 5),
             disable_tqdm=True,
         )
-        trainer = build_trainer(config, args, make_model(tiny), tokenizer, train_dataset=dataset)
+        trainer = build_trainer(
+            args,
+            make_model(tiny),
+            tokenizer,
+            group_by_length=config.group_by_length,
+            train_dataset=dataset,
+        )
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start

@@ -17,7 +17,14 @@ if [ -n "${MODEL:-}" ]; then
 fi
 read -r -a extra <<<"${QUICK_EXTRA:-}"
 start=$(date +%s)
-dvc exp run --force --name quick "${settings[@]}" "${extra[@]}"
+if [ -f dvc.lock ]; then
+  dvc exp run --force --name quick "${settings[@]}" "${extra[@]}"
+else
+  # A first run has no dvc.lock, so DVC has nothing to check out and says so once per
+  # out ("No file hash info found"): expected here, and only noise.
+  dvc exp run --force --name quick "${settings[@]}" "${extra[@]}" \
+    2> >(grep -v "No file hash info found" >&2)
+fi
 echo
 echo "quick: finished in $(($(date +%s) - start)) s"
 python scripts/results.py

@@ -16,7 +16,8 @@ beside its text: those come from the tokenizer of `model.name` in params.yaml, t
 Output: one row per review with its input position (`index`, from 1), `label`
 (NEGATIVE/POSITIVE), `score` (the probability of that label) and `p_positive`. An empty
 review, or one that is not valid UTF-8, gets one `error:` line on stderr and no row; the
-others are still scored and the exit status is 1.
+others are still scored and the exit status is 1. `--output` is written whole or not at
+all, and never over a folder or the `--file` being read.
 """
 
 from __future__ import annotations

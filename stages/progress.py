@@ -69,7 +69,7 @@ def progress_callbacks(stage: str) -> list[Any]:
             if left > QUIET_SECONDS:
                 log.warning(
                     "fine-tuning on a CPU: about %s for %d steps at this pace (a GPU takes "
-                    "minutes); `make quick` trains on a capped slice in under 10 minutes",
+                    "minutes); `make quick` trains on a capped slice instead",
                     _duration(left),
                     state.max_steps,
                 )

@@ -9,6 +9,7 @@ is quoted with a leading `'`.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -144,7 +145,12 @@ def format_rows(rows: list[dict[str, Any]], fmt: str) -> str:
     if fmt == "jsonl":
         return "".join(json_line(row) for row in rows)
     if fmt == "csv":
-        return frame.map(spreadsheet_safe).to_csv(index=False, lineterminator="\n")
+        # Every text cell quoted: a lone \r in an unquoted cell would end the row for any
+        # CSV reader (only \n, the line terminator, makes the writer quote by itself).
+        body = frame.map(spreadsheet_safe).to_csv(
+            index=False, header=False, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC
+        )
+        return ",".join(frame.columns) + "\n" + body
     lines = [f"{'#':>5}  {'label':<8}  {'score':>6}  review"]
     for row in rows:
         lines.append(

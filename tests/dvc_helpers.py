@@ -2,9 +2,13 @@
 shared by every test that compares with it, snapshots of a repository's outputs, clones,
 killing `dvc` mid-way, and an S3-compatible server (moto) on loopback.
 
-The reference run is made once per test session (see :func:`reference_run`): a fresh
-project repository where `dvc repro` runs every stage from nothing, which is what a forced
-run does, then committed so that clones get its `dvc.lock` and metrics.
+The reference run is made once per test session (the `reference` fixture in conftest, built
+with :func:`reference_run`): a fresh project repository where `dvc repro` runs every stage
+from nothing, which is what a forced run does, then committed so that clones get its
+`dvc.lock` and metrics.
+
+Stages, outs, the lock and the cache layout are read through DVC's Python API
+(`dvc.repo.Repo`), so the tests follow DVC's own reading of dvc.yaml and dvc.lock.
 """
 
 from __future__ import annotations
@@ -26,12 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import dvc, git, make_project_repo, subprocess_env, write_aclimdb
-from ruamel.yaml import YAML
+from dvc.dependency.param import ParamsDependency
+from dvc.dvcfile import load_file
+from dvc.repo import Repo
+from dvc.stage import PipelineStage
+from dvc.utils import serialize
+from helpers import dvc, git, make_project_repo, subprocess_env, write_aclimdb
 
-# Metric keys that measure time, not the model: a rerun changes them, so comparisons of
-# metrics between runs leave them out (e.g. `fit_s`, `reviews_per_s`, `train_runtime`,
-# `train_samples_per_second`).
+# Keys of JSON outs that measure time, not the model: a rerun changes them, so comparisons
+# between runs leave them out (e.g. `fit_s`, `runtime_s` and `reviews_per_s` in
+# timings/*.json, `train_runtime`, `train_samples_per_second`).
 TIMING_KEY = re.compile(r"(_s|_per_s|_seconds|_per_second|runtime)$")
 # Where atomic_path (stages/common.py) writes before the rename: `.NAME.tmp-PID`.
 TMP_SIBLING = ".{name}.tmp-*"
@@ -41,27 +49,40 @@ TMP_SIBLING = ".{name}.tmp-*"
 
 
 def load_yaml(path: Path) -> Any:
-    return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    """A YAML file parsed as DVC parses its own (for files the tests read as plain data;
+    stages, outs and the lock are read through DVC's API below)."""
+    return serialize.load_yaml(str(path))
+
+
+@contextmanager
+def open_dvc_repo(repo: Path) -> Iterator[Repo]:
+    """DVC's Python API on `repo` (closed on exit)."""
+    with Repo(str(repo)) as dvc_repo:
+        yield dvc_repo
+
+
+def _pipeline(dvc_repo: Repo) -> list[PipelineStage]:
+    """The stages of the pipeline (dvc.yaml), in file order, with what dvc.lock records
+    filled in (hashes of outs, values of params): `.dvc` files of `dvc add` left out."""
+    return [stage for stage in dvc_repo.index.stages if isinstance(stage, PipelineStage)]
 
 
 def pipeline_stages(repo: Path) -> list[str]:
     """The stages dvc.yaml declares, in file order."""
-    return list(load_yaml(repo / "dvc.yaml")["stages"])
+    with open_dvc_repo(repo) as dvc_repo:
+        return [stage.name for stage in _pipeline(dvc_repo)]
 
 
 def declared_outs(repo: Path) -> dict[str, dict[str, dict[str, Any]]]:
-    """{stage: {out path: its flags (cache, push, ...)}} as dvc.yaml declares them."""
-    result: dict[str, dict[str, dict[str, Any]]] = {}
-    for stage, spec in load_yaml(repo / "dvc.yaml")["stages"].items():
-        outs: dict[str, dict[str, Any]] = {}
-        for entry in spec.get("outs", []) + spec.get("metrics", []) + spec.get("plots", []):
-            if isinstance(entry, str):
-                outs[entry] = {}
-            else:
-                ((path, flags),) = entry.items()
-                outs[path] = dict(flags or {})
-        result[stage] = outs
-    return result
+    """{stage: {out path: its flags (cache, push, persist)}} as dvc.yaml declares them."""
+    with open_dvc_repo(repo) as dvc_repo:
+        return {
+            stage.name: {
+                out.def_path: {"cache": out.use_cache, "push": out.can_push, "persist": out.persist}
+                for out in stage.outs
+            }
+            for stage in _pipeline(dvc_repo)
+        }
 
 
 def _overlaps(a: str, b: str) -> bool:
@@ -70,16 +91,25 @@ def _overlaps(a: str, b: str) -> bool:
 
 def consumed_outs(repo: Path) -> set[str]:
     """Outs that another stage reads (a dep equal to the out, inside it, or holding it)."""
-    spec = load_yaml(repo / "dvc.yaml")["stages"]
-    deps = {stage: [str(dep) for dep in body.get("deps", [])] for stage, body in spec.items()}
-    return {
-        out
-        for stage, outs in declared_outs(repo).items()
-        for out in outs
-        if any(
-            _overlaps(out, dep) for other, paths in deps.items() if other != stage for dep in paths
-        )
-    }
+    with open_dvc_repo(repo) as dvc_repo:
+        stages = _pipeline(dvc_repo)
+        deps = {
+            stage.name: [
+                dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)
+            ]
+            for stage in stages
+        }
+        return {
+            out.def_path
+            for stage in stages
+            for out in stage.outs
+            if any(
+                _overlaps(out.def_path, dep)
+                for other, paths in deps.items()
+                if other != stage.name
+                for dep in paths
+            )
+        }
 
 
 def unpushed_outs(repo: Path) -> set[str]:
@@ -88,7 +118,7 @@ def unpushed_outs(repo: Path) -> set[str]:
         path
         for outs in declared_outs(repo).values()
         for path, flags in outs.items()
-        if flags.get("push") is False
+        if not flags["push"]
     }
 
 
@@ -106,10 +136,22 @@ def training_stage(repo: Path) -> str:
 
 
 def lock_outs(repo: Path) -> dict[str, str]:
-    """{out path: md5} for every out of every stage in dvc.lock."""
-    lock = load_yaml(repo / "dvc.lock")
-    stages = lock["stages"].values()
-    return {out["path"]: out["md5"] for stage in stages for out in stage.get("outs", [])}
+    """{out path: md5} for every out of every stage in dvc.lock (a folder's md5 ends in
+    `.dir`, the name of its listing in the cache)."""
+    with open_dvc_repo(repo) as dvc_repo:
+        return {
+            out.def_path: out.hash_info.value
+            for stage in _pipeline(dvc_repo)
+            for out in stage.outs
+            if out.hash_info
+        }
+
+
+def locked_stages(repo: Path) -> set[str]:
+    """The stages dvc.lock has an entry for (those that finished): none before a run."""
+    with open_dvc_repo(repo) as dvc_repo:
+        dvcfile = load_file(dvc_repo, os.path.join(dvc_repo.root_dir, "dvc.yaml"))
+        return set(dvcfile.lockfile_contents.get("stages", {}))
 
 
 def without_timing(value: Any) -> Any:
@@ -139,8 +181,9 @@ def file_digests(path: Path) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What a run produced: dvc.lock's hash of every out, the bytes of every out, and the
-    metrics files (parsed; `metrics` without timing keys, `raw_metrics` as written)."""
+    """What a run produced: dvc.lock's hash of every out, the bytes of every out, and its
+    JSON outs, metrics/*.json and timings/*.json (parsed; `metrics` without timing keys,
+    `raw_metrics` as written)."""
 
     lock: dict[str, str]
     files: dict[str, dict[str, str]]
@@ -148,8 +191,8 @@ class Snapshot:
     raw_metrics: dict[str, Any]
 
     def timed(self) -> set[str]:
-        """Metrics files holding timing keys: their bytes differ from run to run by design,
-        so only `metrics` (timing keys removed) compares them."""
+        """JSON outs holding timing keys (timings/*.json): their bytes differ from run to
+        run by design, so only `metrics` (timing keys removed) compares them."""
         return {path for path, raw in self.raw_metrics.items() if has_timing(raw)}
 
     def comparable_lock(self) -> dict[str, str]:
@@ -198,32 +241,29 @@ def dvc_status(repo: Path, *args: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Reference:
-    """The uninterrupted run every other run is compared with."""
+    """The uninterrupted run every other run is compared with. Tests only read it: what
+    runs `dvc` does so in a clone (`clone`, `clone_with_cache`)."""
 
     repo: Path
     # The commit with the project only (no dvc.lock, no outputs): clones reset to it start
     # from nothing, as a fresh project does.
     project_commit: str
     snapshot: Snapshot
-
-
-_REFERENCE: dict[str, Reference] = {}
+    # What that first `dvc repro` from nothing printed.
+    log: str
 
 
 def reference_run(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Reference:
-    """Run the whole tiny pipeline once per session in a new project repository and commit
-    the result (dvc.lock, metrics). Memoised here rather than a fixture in conftest so that
-    every test module shares the one run."""
-    if "run" not in _REFERENCE:
-        base = tmp_path_factory.mktemp("reference")
-        source = write_aclimdb(base / "source")
-        repo = make_project_repo(base / "repo", source, model_dir)
-        project_commit = git(repo, "rev-parse", "HEAD").stdout.strip()
-        dvc(repo, "repro")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "dvc repro")
-        _REFERENCE["run"] = Reference(repo, project_commit, snapshot(repo))
-    return _REFERENCE["run"]
+    """Run the whole tiny pipeline in a new project repository and commit the result
+    (dvc.lock, metrics). Called once per session, by the `reference` fixture (conftest)."""
+    base = tmp_path_factory.mktemp("reference")
+    source = write_aclimdb(base / "source")
+    repo = make_project_repo(base / "repo", source, model_dir)
+    project_commit = git(repo, "rev-parse", "HEAD").stdout.strip()
+    first = dvc(repo, "repro")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "dvc repro")
+    return Reference(repo, project_commit, snapshot(repo), first.stdout)
 
 
 def clone(source: Path, dest: Path, commit: str | None = None) -> Path:
@@ -238,13 +278,21 @@ def clone_with_cache(source: Path, dest: Path) -> Path:
     """A clone that also holds a copy of `source`'s DVC cache and has its outputs checked
     out, as the machine that ran the pipeline has."""
     clone(source, dest)
-    shutil.copytree(source / ".dvc" / "cache", dest / ".dvc" / "cache")
+    shutil.copytree(cache_dir(source), cache_dir(dest))
     dvc(dest, "checkout")
     return dest
 
 
+def cache_dir(repo: Path) -> Path:
+    """`repo`'s local DVC cache folder (`dvc cache dir`)."""
+    with open_dvc_repo(repo) as dvc_repo:
+        return Path(dvc_repo.cache.local_cache_dir)
+
+
 def cache_object(repo: Path, md5: str) -> Path:
-    return repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    """Where `repo`'s local cache keeps the object `md5` (a folder's listing: `md5.dir`)."""
+    with open_dvc_repo(repo) as dvc_repo:
+        return Path(dvc_repo.cache.local.oid_to_path(md5))
 
 
 # --------------------------------------------------------------------------- killing dvc
@@ -317,12 +365,15 @@ class S3Server:
     """moto's standalone S3 server on 127.0.0.1, on a port the OS picks, in a thread.
 
     `stall_uploads_after(n)` lets n object uploads through, then holds every later one
-    until `release_uploads()`: a push caught there is half done, for the interrupted-push
-    test, and nothing depends on timing.
+    until `release_uploads()`. `stalled` is set once an upload is held and the n are
+    stored, so a push killed then is half done with no upload cut off mid-body: for the
+    interrupted-push test, and nothing depends on timing.
     """
 
     def __init__(self) -> None:
         self._uploads = 0
+        self._stored = 0  # of the allowed uploads, those moto has answered
+        self._held = 0
         self._allowed: int | None = None
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -369,22 +420,34 @@ class S3Server:
                 environ["REQUEST_METHOD"] == "PUT"
                 and environ.get("PATH_INFO", "").strip("/").count("/") >= 1
             )
-            if is_upload:
-                with self._lock:
-                    self._uploads += 1
-                    held = self._allowed is not None and self._uploads > self._allowed
-                if held:
-                    self.stalled.set()
-                    self._release.wait(120)
-                    start_response("503 Service Unavailable", [("Content-Length", "0")])
-                    return [b""]
-            return app(environ, start_response)
+            if not is_upload:
+                return app(environ, start_response)
+            with self._lock:
+                self._uploads += 1
+                held = self._allowed is not None and self._uploads > self._allowed
+                self._held += held
+            if held:
+                self._check_stalled()
+                self._release.wait(120)
+                start_response("503 Service Unavailable", [("Content-Length", "0")])
+                return [b""]
+            # moto has read the whole body and stored the object when the app returns.
+            response = app(environ, start_response)
+            with self._lock:
+                self._stored += 1
+            self._check_stalled()
+            return response
 
         return gated
 
+    def _check_stalled(self) -> None:
+        with self._lock:
+            if self._held and self._allowed is not None and self._stored >= self._allowed:
+                self.stalled.set()
+
     def stall_uploads_after(self, allowed: int) -> None:
         with self._lock:
-            self._uploads, self._allowed = 0, allowed
+            self._uploads, self._stored, self._held, self._allowed = 0, 0, 0, allowed
         self._release.clear()
         self.stalled.clear()
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import OFFLINE_ENV, PROJECT_ROOT, TINY_PARAMS, set_params, write_parquet_source
+from helpers import OFFLINE_ENV, PROJECT_ROOT, TINY_PARAMS, set_params, write_parquet_source
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TINY_PARAMS, set_params
+from helpers import TINY_PARAMS, set_params
 
 from stages import checkpoints
 from stages import train_distilbert as stage
@@ -91,7 +91,7 @@ def test_fingerprint_follows_settings_data_and_local_model(tmp_path: Path) -> No
 @pytest.fixture
 def repo_like(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder laid out like the project: dvc.yaml, .git, outs, a user's folder."""
-    from conftest import PROJECT_ROOT
+    from helpers import PROJECT_ROOT
 
     (tmp_path / ".git").mkdir()
     (tmp_path / "dvc.yaml").write_text((PROJECT_ROOT / "dvc.yaml").read_text())
@@ -135,7 +135,7 @@ def test_safe_output_dirs_pass(repo_like: Path) -> None:
 def test_the_stage_stops_before_training_and_deletes_nothing(
     repo_like: Path, capsys: pytest.CaptureFixture[str], output_dir: str
 ) -> None:
-    from conftest import PROJECT_ROOT
+    from helpers import PROJECT_ROOT
 
     (repo_like / "params.yaml").write_text((PROJECT_ROOT / "params.yaml").read_text())
     set_params(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import PROJECT_ROOT
+from helpers import PROJECT_ROOT
 
 
 def test_params_reference_is_current() -> None:

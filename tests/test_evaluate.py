@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PROJECT_ROOT, dvc, run, set_params
+from dvc_helpers import Reference, clone_with_cache, pipeline_stages
 from evaluate_workspace import build_workspace, chdir
+from helpers import PROJECT_ROOT, dvc, run, set_params
 
 from stages import evaluate
 from stages.errors import StageError
@@ -325,8 +326,11 @@ def test_evaluate_twice_gives_the_same_quality_metrics(evaluated: Path) -> None:
 
 
 @pytest.mark.e2e
-def test_dvc_repro_evaluates_every_model_and_predict_labels_reviews(project_repo: Path) -> None:
-    dvc(project_repo, "repro")
+def test_dvc_repro_evaluates_every_model_and_predict_labels_reviews(
+    reference: Reference, tmp_path: Path
+) -> None:
+    # The session's run of the whole pipeline, committed on main, in a clone with its cache.
+    project_repo = clone_with_cache(reference.repo, tmp_path / "repo")
     scores = json.loads((project_repo / "metrics/evaluate.json").read_text())
     assert list(scores) == ["rf", "linear", "distilbert", "distilbert_int8"]
     for name, metrics in scores.items():
@@ -337,11 +341,13 @@ def test_dvc_repro_evaluates_every_model_and_predict_labels_reviews(project_repo
 
     shown = dvc(project_repo, "metrics", "show", "--json").stdout
     assert "evaluate.json" in shown and '"accuracy"' in shown
-    # A committed run, then a changed param: the diff table has a row per model metric.
-    run(["git", "add", "-A"], cwd=project_repo)
-    run(["git", "commit", "-q", "-m", "first run"], cwd=project_repo)
+    # A committed run, then a changed param: only what reads it reruns, and the diff table
+    # has a row per model metric.
     set_params(project_repo / "params.yaml", {"train_linear.C": 0.05})
-    dvc(project_repo, "repro")
+    rerun = dvc(project_repo, "repro").stdout
+    for stage in pipeline_stages(project_repo):
+        ran = f"Running stage '{stage}'" in rerun
+        assert ran == (stage in {"train_linear", "evaluate"}), (stage, rerun)
     diff = dvc(project_repo, "metrics", "diff", "main", "--md").stdout
     assert "metrics/evaluate.json" in diff and "linear.log_loss" in diff
     # `make report` prints both tables.

@@ -8,24 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PROJECT_ROOT, dvc
 from dvc_helpers import (
     Reference,
     clone_with_cache,
     load_yaml,
     lock_outs,
     pipeline_stages,
-    reference_run,
 )
+from helpers import PROJECT_ROOT, dvc
 
 from stages.params import load_params
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def reference(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Reference:
-    return reference_run(tmp_path_factory, tiny_model_dir)
 
 
 def _leaf_keys(params: dict[str, Any], prefix: str = "") -> list[str]:

@@ -23,7 +23,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import dvc, git
 from dvc_helpers import (
     Reference,
     assert_same_run,
@@ -35,21 +34,16 @@ from dvc_helpers import (
     dvc_status,
     file_digests,
     kill_when,
-    load_yaml,
     lock_outs,
-    reference_run,
+    locked_stages,
     snapshot,
     start_dvc,
     tmp_siblings,
     training_stage,
 )
+from helpers import dvc, git
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def reference(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Reference:
-    return reference_run(tmp_path_factory, tiny_model_dir)
 
 
 def test_sigkill_during_tokenize_and_training_then_repro_finishes(
@@ -96,8 +90,7 @@ def _kill_during(stage: str, repo: Path, reference: Reference, log: Path) -> lis
     # Nothing claims the stage finished: dvc.lock has no entry for it and `dvc status` says
     # it must run. Whatever another stage reads from it is absent or complete, never half
     # written (a live log such as DVCLive's may be partial: no stage reads it).
-    lock = load_yaml(repo / "dvc.lock") if (repo / "dvc.lock").exists() else {"stages": {}}
-    assert stage not in lock["stages"], stage
+    assert stage not in locked_stages(repo), stage
     assert stage in dvc_status(repo), stage
     for out in consumed_outs(repo) & set(outs):
         if (repo / out).exists():

@@ -7,7 +7,7 @@ import json
 import sys
 
 import pytest
-from conftest import PROJECT_ROOT, run
+from helpers import PROJECT_ROOT, run
 
 pytestmark = pytest.mark.e2e
 
@@ -16,7 +16,8 @@ def test_gpu_check_runs_both_ways_and_prints_json_last() -> None:
     result = run(
         [
             sys.executable,
-            str(PROJECT_ROOT / "bench" / "gpu_check.py"),
+            "-m",
+            "bench.gpu_check",
             "--tiny",
             "--reviews",
             "48",

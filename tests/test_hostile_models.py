@@ -2,15 +2,11 @@
 archives, a truncated safetensors file, an empty tokenizer folder, a cut longer than the
 model's positions. Each must end in one `error:` line naming the file or param and exit
 status 1 (never a traceback, a crash or a hang), and change nothing on disk.
-
-Also home of the small workspace and the helpers that test_hostile_predict.py and
-test_fuzz_predict.py share.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import io
 import json
 import shutil
@@ -23,105 +19,21 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import PROJECT_ROOT, make_reviews, set_params, subprocess_env
 from evaluate_workspace import tiny_classical_pipeline
+from helpers import PROJECT_ROOT, make_reviews, subprocess_env
+from hostile_workspace import (
+    CRAFT_TIMEOUT,
+    REVIEW,
+    assert_one_error,
+    build_small_workspace,
+    call_predict,
+    run_predict,
+    snapshot,
+)
 
-from stages import predict
 from stages.classical_store import MODEL_FILE, load_classical_model, save_classical_model
 from stages.errors import StageError
 from stages.hub import TOKENIZER_FILES, load_classifier, load_tokenizer
-
-REVIEW = "A superb, moving film with a brilliant cast. Loved it."
-CRAFT_TIMEOUT = 300  # a tree whose child points back at its parent would loop forever
-
-
-# --- the workspace and helpers shared by the hostile-input tests ---------------------------
-
-
-def build_small_workspace(root: Path, tiny_model_dir: Path) -> Path:
-    """A project folder holding params.yaml and the three models predict reads, fitted on
-    synthetic reviews in seconds, plus a file of the user's (notes.txt) beside them."""
-    from stages import train_linear, train_rf
-    from stages.cutting import TokenizeParams, tokenize_texts
-
-    root.mkdir(parents=True)
-    shutil.copy2(PROJECT_ROOT / "params.yaml", root / "params.yaml")
-    set_params(root / "params.yaml", {"model.name": str(tiny_model_dir)})
-    distilbert = root / "models" / "distilbert"
-    shutil.copytree(tiny_model_dir, distilbert)
-    cut = {"max_length": 64, "truncation": "head_tail", "head_tokens": 16}
-    (distilbert / "tokenize_config.json").write_text(json.dumps(cut), encoding="utf-8")
-    frame = make_reviews(120, seed=7)
-    tokenizer = load_tokenizer(str(tiny_model_dir), param=None)
-    frame["tokens"] = tokenize_texts(frame["text"].tolist(), tokenizer, TokenizeParams())["tokens"]
-    rf_config = train_rf.RFParams(min_df=1, select_k=50, n_estimators=8, n_jobs=1, verbose=0)
-    linear_config = train_linear.LinearParams(min_df=1, n_jobs=1)
-    for name, pipeline in (
-        ("rf", train_rf.build_pipeline(rf_config, seed=0)),
-        ("linear", train_linear.build_pipeline(linear_config, seed=0)),
-    ):
-        pipeline.fit(frame[["text", "tokens"]], frame["label"])
-        save_classical_model(pipeline, root / "models" / name)
-    (root / "notes.txt").write_text("the user's own notes\n", encoding="utf-8")
-    return root
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every folder and file under `root`, each file with the SHA-256 of its bytes."""
-    tree = {}
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root).as_posix()
-        if path.is_dir() and not path.is_symlink():
-            tree[relative] = "folder"
-        else:
-            tree[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return tree
-
-
-def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
-    """The paths added, removed or rewritten between two snapshots."""
-    return {path for path in before.keys() | after.keys() if before.get(path) != after.get(path)}
-
-
-def error_lines(stderr: str) -> list[str]:
-    """The `error:` lines of stderr, after checking that nothing crashed with a traceback."""
-    assert "Traceback" not in stderr, stderr
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
-
-
-def assert_one_error(stderr: str, expected: str) -> None:
-    """stderr holds exactly one `error:` line, and it starts with `expected`."""
-    lines = error_lines(stderr)
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith(expected), f"{lines[0]!r} does not start with {expected!r}"
-
-
-def call_predict(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run predict in this process: (exit status, stdout, stderr)."""
-    try:
-        predict.main(argv)
-        status = 0
-    except SystemExit as exit_info:
-        status = exit_info.code
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def run_predict(
-    argv: list[Any], cwd: Path, timeout: float = 300, **kwargs: Any
-) -> subprocess.CompletedProcess:
-    """Run `python -m stages.predict` as a command (a crash shows as a negative status)."""
-    return subprocess.run(
-        [sys.executable, "-m", "stages.predict", *argv],
-        cwd=cwd,
-        env=subprocess_env() | {"PYTHONPATH": str(PROJECT_ROOT)},
-        capture_output=True,
-        timeout=timeout,
-        **kwargs,
-    )
-
-
-# --- this module's fixtures ----------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -212,8 +124,11 @@ def test_a_config_that_is_not_an_object_is_one_line(workspace: Path) -> None:
     folder = workspace / "hostile" / "config-list"
     shutil.copytree(workspace / "models" / "distilbert", folder)
     (folder / "config.json").write_text("[1, 2, 3]", encoding="utf-8")
-    with pytest.raises(StageError, match=r"config.json is not a JSON object$"):
+    before = snapshot(workspace)
+    with pytest.raises(StageError) as error:
         load_classifier(str(folder))
+    assert str(error.value) == f"model.name={str(folder)!r}: config.json is not a JSON object"
+    assert snapshot(workspace) == before
 
 
 # --- crafted or damaged skops files ---------------------------------------------------------
@@ -438,12 +353,16 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_load_classical_model_refuses_a_crafted_file(crafted: dict, case: str) -> None:
+def test_load_classical_model_refuses_a_crafted_file(
+    workspace: Path, crafted: dict, case: str
+) -> None:
     _, model_dir, tail = crafted[case]
+    before = snapshot(workspace)
     with pytest.raises(StageError) as error:
         load_classical_model(model_dir)
     assert str(error.value).startswith(expected_message(model_dir, tail))
     assert "\n" not in str(error.value)
+    assert snapshot(workspace) == before
 
 
 # Runs predict on every crafted file in one child process (one import of the libraries):
@@ -494,19 +413,6 @@ def test_predict_on_crafted_model_files_is_one_line_never_a_crash(
     assert snapshot(workspace) == before
 
 
-def test_predict_command_on_a_tree_that_points_outside_its_arrays(
-    workspace: Path, crafted: dict
-) -> None:
-    """The command itself (a segfault here once): one line, exit status 1."""
-    _, folder, tail = crafted["child-out-of-range"]
-    before = snapshot(workspace)
-    result = run_predict(["--model", "rf", "--model-dir", str(folder), REVIEW], workspace)
-    stderr = result.stderr.decode()
-    assert result.returncode == 1, stderr
-    assert_one_error(stderr, f"error: {expected_message(folder, tail)}")
-    assert snapshot(workspace) == before
-
-
 def test_a_model_that_fails_while_scoring_is_one_line(
     in_workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -517,7 +423,9 @@ def test_a_model_that_fails_while_scoring_is_one_line(
     folder = in_workspace / "hostile" / "coef-shape"
     save_classical_model(pipeline, folder)
     before = snapshot(in_workspace)
-    status, out, err = call_predict(["--model", "linear", "--model-dir", str(folder), REVIEW], capsys)
+    status, out, err = call_predict(
+        ["--model", "linear", "--model-dir", str(folder), REVIEW], capsys
+    )
     assert status == 1 and out == ""
     assert_one_error(
         err, f"error: {folder / MODEL_FILE}: the model cannot score reviews (ValueError: "
@@ -562,7 +470,9 @@ def test_an_empty_tokenizer_folder_is_one_line(
     before = snapshot(in_workspace)
     status, out, err = call_predict(["--model", "rf", "--tokenizer", str(empty), REVIEW], capsys)
     assert status == 1 and out == ""
-    assert_one_error(err, f"error: --tokenizer={str(empty)!r}: no tokenizer there (none of {files})")
+    assert_one_error(
+        err, f"error: --tokenizer={str(empty)!r}: no tokenizer there (none of {files})"
+    )
     assert snapshot(in_workspace) == before
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PROJECT_ROOT, set_params, write_parquet_source
+from helpers import PROJECT_ROOT, set_params, write_parquet_source
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY_PARAMS, make_reviews, set_params, write_parquet_source
-from test_train_classical import write_frames
+from helpers import TINY_PARAMS, make_reviews, set_params, write_frames, write_parquet_source
 
 from stages import classical_training, prepare, train_distilbert, train_linear, train_rf
 from stages.errors import run_stage

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PROJECT_ROOT, make_reviews, run
 from evaluate_workspace import fine_tune
+from helpers import PROJECT_ROOT, make_reviews, run
 
 from stages import export_onnx
 from stages.cutting import TokenizeParams, read_cut_config, tokenize_texts

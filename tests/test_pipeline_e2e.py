@@ -1,5 +1,9 @@
 """End to end: the real `dvc repro` over synthetic aclImdb reviews and a tiny DistilBERT,
-in a temporary Git repository holding the project."""
+in a temporary Git repository holding the project.
+
+The first run from nothing is the session's reference run (the `reference` fixture in
+conftest), checked here once; what runs `dvc` again does so in a clone of it.
+"""
 
 from __future__ import annotations
 
@@ -8,30 +12,28 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import dvc, set_params
-from ruamel.yaml import YAML
+from dvc_helpers import (
+    Reference,
+    clone,
+    clone_with_cache,
+    dvc_status,
+    locked_stages,
+    pipeline_stages,
+)
+from helpers import dvc, set_params
 
 pytestmark = pytest.mark.e2e
 
 
-def pipeline_stages(repo: Path) -> list[str]:
-    return list(YAML(typ="safe").load((repo / "dvc.yaml").read_text())["stages"])
-
-
-def test_dvc_repro_runs_every_stage_then_skips_them(project_repo: Path) -> None:
-    stages = pipeline_stages(project_repo)
+def test_first_dvc_repro_runs_every_stage(reference: Reference) -> None:
+    repo = reference.repo
+    stages = pipeline_stages(repo)
     assert stages[:2] == ["prepare", "tokenize"]
-
-    dag = dvc(project_repo, "dag").stdout
     for stage in stages:
-        assert stage in dag
-
-    first = dvc(project_repo, "repro")
-    for stage in stages:
-        assert f"Running stage '{stage}'" in first.stdout, first.stdout
+        assert f"Running stage '{stage}'" in reference.log, reference.log
 
     prepared = {
-        split: pd.read_parquet(project_repo / "data/prepared" / f"{split}.parquet")
+        split: pd.read_parquet(repo / "data/prepared" / f"{split}.parquet")
         for split in ("train", "validation", "test")
     }
     # conftest writes 48 train and 32 test reviews; TINY_PARAMS holds out a quarter.
@@ -40,29 +42,44 @@ def test_dvc_repro_runs_every_stage_then_skips_them(project_repo: Path) -> None:
         "validation": 12,
         "test": 32,
     }
-    assert (project_repo / "data/tokenized/hf/dataset_dict.json").exists()
-    tokenize_summary = json.loads((project_repo / "metrics/tokenize.json").read_text())
+    assert (repo / "data/tokenized/hf/dataset_dict.json").exists()
+    tokenize_summary = json.loads((repo / "metrics/tokenize.json").read_text())
     assert tokenize_summary["test"]["reviews"] == 32
+    assert locked_stages(repo) == set(stages)
 
-    lock = YAML(typ="safe").load((project_repo / "dvc.lock").read_text())
-    assert set(lock["stages"]) == set(stages)
+    # Timings are outs whose bytes change from run to run: comparisons of runs leave out
+    # exactly those files (their other keys still compare), and no metric holds a time.
+    timings = {path for path in reference.snapshot.lock if path.startswith("timings/")}
+    assert timings, sorted(reference.snapshot.lock)
+    assert reference.snapshot.timed() == timings
 
-    # Metrics live in Git: `dvc metrics show` reads them without the cache.
-    shown = dvc(project_repo, "metrics", "show", "--json").stdout
-    assert "rows" in shown
 
-    second = dvc(project_repo, "repro")
+def test_second_dvc_repro_skips_every_stage(reference: Reference, tmp_path: Path) -> None:
+    # Metrics live in Git: in a clone with no DVC cache, `dvc metrics show` reads them;
+    # timings are kept in Git too but are no metric.
+    git_only = clone(reference.repo, tmp_path / "git-only")
+    assert not (git_only / ".dvc" / "cache").exists()
+    shown = dvc(git_only, "metrics", "show", "--json").stdout
+    assert "rows" in shown and "metrics/evaluate.json" in shown
+    assert "timings/" not in shown
+
+    repo = clone_with_cache(reference.repo, tmp_path / "repo")
+    stages = pipeline_stages(repo)
+    dag = dvc(repo, "dag").stdout
+    for stage in stages:
+        assert stage in dag
+
+    second = dvc(repo, "repro")
     for stage in stages:
         assert f"Stage '{stage}' didn't change, skipping" in second.stdout, second.stdout
     assert "Running stage" not in second.stdout
-    assert dvc(project_repo, "status").stdout.strip() == "Data and pipelines are up to date."
+    assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
 
 
-def test_param_change_reruns_only_what_depends_on_it(project_repo: Path) -> None:
-    dvc(project_repo, "repro", "tokenize")
-    set_params(project_repo / "params.yaml", {"tokenize.truncation": "head"})
-    status = dvc(project_repo, "status").stdout
-    assert "tokenize" in status and "prepare" not in status
-    rerun = dvc(project_repo, "repro", "tokenize")
+def test_param_change_reruns_only_what_depends_on_it(reference: Reference, tmp_path: Path) -> None:
+    repo = clone_with_cache(reference.repo, tmp_path / "repo")
+    set_params(repo / "params.yaml", {"tokenize.truncation": "head"})
+    assert set(dvc_status(repo)) == {"tokenize"}
+    rerun = dvc(repo, "repro", "tokenize")
     assert "Stage 'prepare' didn't change, skipping" in rerun.stdout
     assert "Running stage 'tokenize'" in rerun.stdout

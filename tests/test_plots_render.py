@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PROJECT_ROOT, dvc, git
+from helpers import PROJECT_ROOT, dvc, git
 
 from stages.evaluate import EvaluateParams
 from stages.evaluation_plots import write_plot_data

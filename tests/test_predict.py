@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_review, subprocess_env
 from evaluate_workspace import build_workspace
+from helpers import make_review, subprocess_env
 
 from stages import predict
 from stages.cleaning import clean_text
@@ -163,8 +163,8 @@ def test_a_missing_model_folder_is_one_line(in_workspace: Path, tmp_path: Path, 
     out, err = call(capsys, "--model-dir", str(tmp_path / "nowhere"), POSITIVE, status=1)
     assert out == ""
     assert err.strip().splitlines()[-1] == (
-        f"error: {tmp_path / 'nowhere'}: no such model folder (train it with `dvc repro` or "
-        "fetch it with `dvc pull`)"
+        f"error: {tmp_path / 'nowhere'}: no such model folder (train it with `dvc repro`, "
+        "fetch it with `dvc pull` or `dvc artifacts get`)"
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_reviews, set_params, write_aclimdb, write_parquet_source
+from helpers import make_reviews, set_params, write_aclimdb, write_parquet_source
 
 from stages import prepare
 from stages.errors import StageError
@@ -245,7 +245,7 @@ def test_stage_error_is_one_line_and_exit_status_1(in_tmp_project: Path) -> None
     import subprocess
     import sys
 
-    from conftest import PROJECT_ROOT, subprocess_env
+    from helpers import PROJECT_ROOT, subprocess_env
 
     set_params(in_tmp_project / "params.yaml", {"prepare.validation_size": 0})
     env = subprocess_env()

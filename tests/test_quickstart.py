@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import (
+from helpers import (
     PROJECT_ROOT,
     TINY_PARAMS,
     dvc,
@@ -63,13 +63,17 @@ def test_make_quick_then_share_to_a_clean_clone(tmp_path: Path, tiny_model_dir: 
             f"QUICK_EXTRA={TINY_QUICK}",
         ],
         cwd=repo,
-        timeout=900,
+        timeout=1800,
     )
+    # No noise from DVC about the outs a first run has not made yet.
+    assert "No file hash info found" not in quick.stderr
     # It prints each model's test accuracy.
     table = quick.stdout[quick.stdout.index("quick: finished") :]
     rows = {line.split()[0]: line.split()[1:] for line in table.splitlines()[2:] if line}
     assert set(rows) == {"rf", "linear", "distilbert"}, table
-    assert all(0.5 < float(cells[0]) <= 1.0 for cells in rows.values()), table
+    assert all(0.0 <= float(cells[0]) <= 1.0 for cells in rows.values()), table
+    # The n-gram models learn even this little synthetic data.
+    assert float(rows["linear"][0]) > 0.6 and float(rows["rf"][0]) > 0.6, table
     # Local data and model came in the DVC way: relative paths, tracked by `dvc add`.
     params = (repo / "params.yaml").read_text()
     assert "source: ./data/raw/aclImdb" in params and "name: ./models/pretrained/" in params

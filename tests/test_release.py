@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, dvc, git, run
+from helpers import PROJECT_ROOT, dvc, git, run
 
 from stages.cutting import TokenizeParams
 

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import dvc, git
 from dvc_helpers import (
     S3_CREDENTIALS,
     Reference,
@@ -31,20 +30,15 @@ from dvc_helpers import (
     kill_when,
     no_aws_profile,
     pipeline_stages,
-    reference_run,
     run_env,
     s3_server,
     snapshot,
     start_dvc,
     unpushed_outs,
 )
+from helpers import dvc, git
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def reference(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Reference:
-    return reference_run(tmp_path_factory, tiny_model_dir)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import dvc
 from dvc_helpers import (
     Reference,
     assert_same_run,
@@ -21,16 +20,11 @@ from dvc_helpers import (
     dvc_status,
     load_yaml,
     pipeline_stages,
-    reference_run,
     snapshot,
 )
+from helpers import dvc
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def reference(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Reference:
-    return reference_run(tmp_path_factory, tiny_model_dir)
 
 
 def test_two_forced_runs_give_identical_lock_and_metrics(

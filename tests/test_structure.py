@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT
-from dvc_helpers import clone_with_cache, load_yaml, reference_run
+from dvc_helpers import Reference, clone_with_cache, load_yaml
+from helpers import PROJECT_ROOT
 from import_closure import import_closure
 
 CODE_DIR = "stages/"
@@ -58,11 +58,10 @@ def test_modules_stay_readable_in_one_sitting() -> None:
 
 @pytest.mark.e2e
 def test_editing_a_module_marks_only_the_stages_that_import_it(
-    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
+    reference: Reference, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from dvc.repo import Repo
 
-    reference = reference_run(tmp_path_factory, tiny_model_dir)
     repo = clone_with_cache(reference.repo, tmp_path_factory.mktemp("edits") / "repo")
     specs = stage_specs(repo)
     with Repo(str(repo)) as dvc_repo:

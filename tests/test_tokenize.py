@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import set_params, write_aclimdb
+from helpers import set_params, write_aclimdb
 
 from stages import prepare, tokenize
 from stages.cutting import truncate_ids

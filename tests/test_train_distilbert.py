@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import (
+from dvc_helpers import declared_outs, kill_when, lock_outs, start_dvc
+from helpers import (
     PROJECT_ROOT,
     TINY_PARAMS,
     dvc,
@@ -29,7 +30,6 @@ from conftest import (
     subprocess_env,
     write_aclimdb,
 )
-from dvc_helpers import kill_when, start_dvc
 
 from stages import prepare, tokenize
 from stages import train_distilbert as stage
@@ -329,7 +329,7 @@ def test_a_long_cpu_run_says_how_long_once(
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings == [
         "fine-tuning on a CPU: about 2.8 hours for 1003 steps at this pace (a GPU takes "
-        "minutes); `make quick` trains on a capped slice in under 10 minutes"
+        "minutes); `make quick` trains on a capped slice instead"
     ]
 
 
@@ -392,10 +392,8 @@ def test_two_processes_train_as_one_with_the_same_effective_batch(
 
 
 def stage_outs_md5(repo: Path) -> dict[str, str]:
-    from ruamel.yaml import YAML
-
-    lock = YAML(typ="safe", pure=True).load((repo / "dvc.lock").read_text())
-    return {out["path"]: out["md5"] for out in lock["stages"]["train_distilbert"]["outs"]}
+    outs = declared_outs(repo)["train_distilbert"]
+    return {path: md5 for path, md5 in lock_outs(repo).items() if path in outs}
 
 
 @pytest.mark.e2e

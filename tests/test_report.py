@@ -1,0 +1,263 @@
+"""`make report` (scripts/report.sh) against Git revisions and DVC experiments, the comment
+the pull-request workflow posts (scripts/pr_comment.py), `make runs` (scripts/runs.sh) and
+the plots as PNG (scripts/plots_png.py).
+
+They run on a tiny DVC project of their own in a temporary Git repository: one stage that
+writes test metrics from a param, a committed baseline and two experiments.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ("report.sh", "runs.sh", "pr_comment.py", "plots_png.py")
+# The stage: test metrics shaped like evaluate's (per model, with a timing key), validation
+# metrics shaped like train_rf's, and one plot.
+SCORE_STAGE = """\
+import json
+from pathlib import Path
+
+import yaml
+
+scale = yaml.safe_load(Path("params.yaml").read_text())["score"]["scale"]
+scores = {
+    model: {"accuracy": base * scale, "f1": base * scale / 2, "runtime_s": 0.5}
+    for model, base in (("rf", 0.5), ("linear", 0.6))
+}
+Path("metrics").mkdir(exist_ok=True)
+Path("metrics/evaluate.json").write_text(json.dumps(scores))
+Path("metrics/train_rf.json").write_text(json.dumps({"accuracy": 0.7 * scale}))
+Path("plots").mkdir(exist_ok=True)
+rows = "".join(f"{step},{step * scale}\\n" for step in range(5))
+Path("plots/curve.csv").write_text("step,value\\n" + rows)
+"""
+DVC_YAML = """\
+stages:
+  score:
+    cmd: python score.py
+    deps: [score.py]
+    params: [score]
+    outs:
+      - metrics/evaluate.json:
+          cache: false
+      - metrics/train_rf.json:
+          cache: false
+      - plots/curve.csv:
+          cache: false
+metrics:
+  - metrics/train_rf.json
+  - metrics/evaluate.json
+plots:
+  - plots/curve.csv:
+      x: step
+      y: value
+"""
+# The workspace ends as experiment `big`; `main` is the committed baseline.
+SCALES = {"main": 1.0, "small": 0.5, "big": 1.5}
+
+
+def env() -> dict[str, str]:
+    """This Python's bin folder first, so `dvc` and the stage's `python` are the venv's."""
+    return dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        DVC_NO_ANALYTICS="1",
+    )
+
+
+def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(args)} exited {result.returncode}\n{result.stdout}{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("report") / "project"
+    (repo / "scripts").mkdir(parents=True)
+    for name in SCRIPTS:
+        shutil.copy2(PROJECT_ROOT / "scripts" / name, repo / "scripts" / name)
+    (repo / "score.py").write_text(SCORE_STAGE)
+    (repo / "dvc.yaml").write_text(DVC_YAML)
+    (repo / "params.yaml").write_text("score:\n  scale: 1.0\n")
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["git", "config", "user.name", "Test"], repo)
+    run(["git", "config", "user.email", "test@example.com"], repo)
+    run(["dvc", "init", "-q"], repo)
+    run(["dvc", "repro", "-q"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "baseline"], repo)
+    for name in ("small", "big"):
+        run(["dvc", "exp", "run", "-q", "-n", name, "-S", f"score.scale={SCALES[name]}"], repo)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def report_of(project: Path) -> Callable[[str], str]:
+    """What `scripts/report.sh REV` prints, run once per REV."""
+
+    @functools.cache
+    def report(rev: str) -> str:
+        return run(["bash", "scripts/report.sh", rev], project).stdout
+
+    return report
+
+
+def table_rows(markdown: str, heading: str) -> dict[str, list[str]]:
+    """{second cell: the other cells} of the Markdown table under `heading`."""
+    section = markdown.split(heading, 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) > 2 and not set(cells[0]) <= {"-"}:
+            rows[cells[1]] = [cells[0], *cells[2:]]
+    return rows
+
+
+def test_report_rows_are_sorted_by_file(report_of: Callable[[str], str]) -> None:
+    # DVC lists the metrics files in no fixed order; the report sorts them.
+    metrics = table_rows(report_of("small"), "## Metrics: workspace against experiment small")
+    paths = [cells[0] for name, cells in metrics.items() if name != "Metric"]
+    assert paths == sorted(paths) and paths[-1] == "metrics/train_rf.json"
+
+
+def test_report_against_an_experiment(report_of: Callable[[str], str]) -> None:
+    report = report_of("small")
+    metrics = table_rows(report, "## Metrics: workspace against experiment small")
+    # Path, then the experiment's value, the workspace's (experiment `big`), the change.
+    assert metrics["Metric"] == ["Path", "small", "workspace", "Change"]
+    assert metrics["rf.accuracy"] == ["metrics/evaluate.json", "0.25", "0.75", "0.5"]
+    assert metrics["linear.f1"] == ["metrics/evaluate.json", "0.15", "0.45", "0.3"]
+    assert "rf.runtime_s" not in metrics  # unchanged keys are left out
+    params = table_rows(report, "## Params: workspace against experiment small")
+    assert params["score.scale"] == ["params.yaml", "0.5", "1.5"]
+
+
+def test_report_against_a_git_revision_and_an_unknown_name(
+    project: Path, report_of: Callable[[str], str]
+) -> None:
+    metrics = table_rows(report_of("main"), "## Metrics: workspace against main")
+    assert metrics["rf.accuracy"] == ["metrics/evaluate.json", "0.5", "0.75", "0.25"]
+
+    missing = run(["bash", "scripts/report.sh", "no-such-run"], project, check=False)
+    assert missing.returncode == 1
+    assert missing.stdout == ""
+    assert missing.stderr == "error: no-such-run: no such Git revision or DVC experiment\n"
+
+
+@pytest.mark.parametrize("rev", ["main", "small"])
+def test_pr_comment_body_is_exactly_the_report(
+    project: Path, report_of: Callable[[str], str], tmp_path: Path, rev: str
+) -> None:
+    # The workflow's step, with posting replaced by writing the body to a file.
+    body_file = tmp_path / "comment.md"
+    run([sys.executable, "scripts/pr_comment.py", rev, "--output", str(body_file)], project)
+    assert body_file.read_text() == report_of(rev)
+    assert "| rf.accuracy " in report_of(rev)
+
+
+def test_pr_comment_edits_the_last_comment_with_gh(
+    project: Path, report_of: Callable[[str], str], tmp_path: Path
+) -> None:
+    # A stand-in `gh` that records its arguments and the body file it was given.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_gh = bin_dir / "gh"
+    fake_gh.write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$@" > "$GH_LOG"\n'
+        'while [ "$1" != --body-file ]; do shift; done\ncp "$2" "$GH_LOG.body"\n'
+    )
+    fake_gh.chmod(0o755)
+    log = tmp_path / "gh.log"
+    url = "https://github.com/owner/repo/actions/runs/1/artifacts/2"
+    result = subprocess.run(
+        [sys.executable, "scripts/pr_comment.py", "small", "--pr", "7", "--plots-url", url],
+        cwd=project,
+        env=dict(env(), PATH=f"{bin_dir}{os.pathsep}{env()['PATH']}", GH_LOG=str(log)),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    args = log.read_text().splitlines()
+    assert args[:6] == ["pr", "comment", "7", "--edit-last", "--create-if-none", "--body-file"]
+    assert not Path(args[6]).exists()  # the temporary body file is removed
+    posted = Path(f"{log}.body").read_text()
+    assert posted == f"{report_of('small')}\n[Plots: `dvc plots diff` as PNG images]({url})\n"
+
+
+def test_runs_table_keeps_only_the_test_scores(project: Path) -> None:
+    table = run(["bash", "scripts/runs.sh"], project).stdout
+    header, _, *rows = table.strip().splitlines()
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    assert columns == [
+        "Experiment",
+        "Created",
+        "rf.accuracy",
+        "rf.f1",
+        "linear.accuracy",
+        "linear.f1",
+    ]
+    by_name = {row.split("|")[1].strip(): row for row in rows}
+    assert set(by_name) >= {"workspace", "main"}
+    for name in ("small", "big"):
+        [row] = [row for row in rows if f"[{name}]" in row]
+        accuracy = [cell.strip() for cell in row.strip("|").split("|")][2]
+        assert float(accuracy) == 0.5 * SCALES[name]
+
+
+def load_script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    width, height = struct.unpack(">II", data[16:24])  # IHDR, right after the signature
+    return width, height
+
+
+def test_plots_diff_renders_to_png(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out_dir = tmp_path / "plots"
+    run([sys.executable, "scripts/plots_png.py", str(out_dir), "small"], project)
+    [png] = sorted(out_dir.iterdir())
+    assert png.name == "plots_curve.csv.png"
+    width, height = png_size(png)
+    assert width > 300 and height > 300
+
+    # The spec it rendered overlays the experiment and the workspace, with their values.
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("PATH", env()["PATH"])
+    [spec] = load_script("plots_png").plot_specs(["small"]).values()
+    values = {(row["rev"], float(row["value"])) for row in spec["data"]["values"]}
+    assert ("small", 4 * SCALES["small"]) in values
+    assert ("workspace", 4 * SCALES["big"]) in values
+
+
+def test_plots_png_names_the_extra_when_vl_convert_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plots_png = load_script("plots_png")
+    monkeypatch.setitem(sys.modules, "vl_convert", None)  # makes `import vl_convert` fail
+    with pytest.raises(plots_png.PlotsError, match=r"pip install -e '\.\[ci\]'"):
+        plots_png.render_pngs({"curve": {}}, tmp_path)

@@ -1,0 +1,201 @@
+"""score without a cluster: what INPUT may be, how it is cut into units, how an output
+folder is resumed or refused, how the actor pool is sized, and the one-line errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from stages import score, score_plan, score_ray
+from stages.errors import StageError
+
+
+def write(path: Path, rows: int, row_group_size: int | None = None, **columns) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({"id": range(rows), "text": [f"review {i}" for i in range(rows)]})
+    for name, values in columns.items():
+        frame[name] = values
+    frame.to_parquet(path, index=False, row_group_size=row_group_size)
+    return path
+
+
+def test_input_is_a_file_a_folder_or_a_glob(tmp_path: Path) -> None:
+    a = write(tmp_path / "in" / "a.parquet", 3)
+    b = write(tmp_path / "in" / "sub" / "b.parquet", 3)
+    write(tmp_path / "in" / "_hidden" / "c.parquet", 3)
+    write(tmp_path / "in" / ".tmp.parquet", 3)
+    (tmp_path / "in" / "notes.txt").write_text("not data")
+    assert score_plan.list_input_files(str(a)) == [a]
+    assert score_plan.list_input_files(str(tmp_path / "in")) == [a, b]
+    # A glob takes what it matches (Python's glob leaves out names starting with a dot).
+    c = tmp_path / "in" / "_hidden" / "c.parquet"
+    assert score_plan.list_input_files(str(tmp_path / "in" / "**" / "*.parquet")) == [c, a, b]
+    assert score_plan.list_input_files(str(tmp_path / "in" / "*.parquet")) == [a]
+    with pytest.raises(StageError, match="nowhere: no such file or folder"):
+        score_plan.list_input_files(str(tmp_path / "nowhere"))
+    with pytest.raises(StageError, match="no Parquet files there"):
+        score_plan.list_input_files(str(tmp_path / "in" / "*.csv"))
+
+
+@pytest.mark.parametrize(
+    ("row_groups", "rows_per_file", "expected"),
+    [
+        ([100], 100, [(0, 100)]),
+        ([100], 40, [(0, 33), (33, 66), (66, 100)]),  # one big row group: equal slices
+        ([30, 30, 30, 30], 60, [(0, 60), (60, 120)]),  # whole row groups together
+        ([30, 30, 30], 50, [(0, 30), (30, 60), (60, 90)]),
+        ([10, 100, 10], 50, [(0, 10), (10, 60), (60, 110), (110, 120)]),
+        ([], 10, []),
+    ],
+)
+def test_units_follow_row_groups(row_groups: list[int], rows_per_file: int, expected) -> None:
+    assert list(score_plan._file_units(Path("f"), row_groups, rows_per_file)) == expected
+
+
+def test_read_unit_returns_exactly_its_rows(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.parquet", 10_000, row_group_size=3_000)
+    plan = score_plan.make_plan([path], 2_500, {})
+    units = score_plan.plan_units(plan)
+    assert [(u.start, u.stop) for u in units] == [
+        (0, 1500), (1500, 3000), (3000, 4500), (4500, 6000), (6000, 7500), (7500, 9000),
+        (9000, 10000),
+    ]  # fmt: skip
+    ids = [i for unit in units for i in score_plan.read_unit(unit).column("id").to_pylist()]
+    assert ids == list(range(10_000))
+
+
+def test_schemas_must_agree_and_hold_text(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.parquet", 2, label=[0, 1], score=[0.5, 0.5])
+    schema = score_plan.check_schemas([a])
+    names = [score_plan.output_name(c) for c in score_plan.id_columns(schema)]
+    assert names == ["id", "input_label", "input_score"]  # the output's own columns win
+    b = write(tmp_path / "b.parquet", 2)
+    with pytest.raises(StageError, match="b.parquet: its columns differ from"):
+        score_plan.check_schemas([a, b])
+    c = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"review": ["x"]}), c)
+    with pytest.raises(StageError, match="c.parquet: no column 'text'; it has \\['review'\\]"):
+        score_plan.check_schemas([c])
+    d = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"text": [1, 2]}), d)
+    with pytest.raises(StageError, match="column 'text' holds int64, not strings"):
+        score_plan.check_schemas([d])
+    e = write(tmp_path / "e.parquet", 1, label=[1], input_label=[1])
+    with pytest.raises(StageError, match="columns \\['input_label'\\] would clash"):
+        score_plan.check_schemas([e])
+
+
+def test_output_folder_is_resumed_only_for_the_same_plan(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.parquet", 100, row_group_size=25)
+    plan = score_plan.make_plan([path], 50, {"model": "linear"})
+    out = tmp_path / "out"
+    assert score_plan.open_output(out, plan) == set()
+    units = score_plan.plan_units(plan)
+    (out / units[1].file_name).write_bytes(b"written")
+    assert score_plan.open_output(out, plan) == {1}
+    other = score_plan.make_plan([path], 25, {"model": "linear"})
+    with pytest.raises(StageError, match="holds the scores of another run \\(rows_per_file, units"):
+        score_plan.open_output(out, other)
+    other_model = score_plan.make_plan([path], 50, {"model": "rf"})
+    with pytest.raises(StageError, match="another run \\(model differ\\)"):
+        score_plan.open_output(out, other_model)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("x")
+    with pytest.raises(StageError, match="busy: not empty and not a score output"):
+        score_plan.open_output(busy, plan)
+
+
+def test_written_unit_is_atomic_and_leftovers_go(tmp_path: Path) -> None:
+    unit = score_plan.Unit(3, "in.parquet", 0, 2)
+    (tmp_path / ".part-000007.parquet.tmp-999999999").write_bytes(b"killed writer")
+    score_plan.write_unit(tmp_path, unit, pa.table({"label": [1, 0], "score": [0.9, 0.1]}))
+    written = pq.read_table(tmp_path / "part-000003.parquet")
+    assert written.column("score").to_pylist() == [0.9, 0.1]
+    assert written.schema.metadata[b"imdb_score.rows"] == b"0:2"
+    score_plan.remove_leftovers(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["part-000003.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("cpus", "gpus", "use_gpu", "workers", "expected"),
+    [
+        (2, 0, False, None, score_ray.Pool(2, 1.0, 0)),
+        (200, 0, False, None, score_ray.Pool(200, 1.0, 0)),
+        (1, 0, False, None, score_ray.Pool(1, 1.0, 0)),
+        (8, 0, False, 2, score_ray.Pool(2, 1.0, 0)),
+        (2, 0, False, 3, score_ray.Pool(3, 0.5, 0)),  # two per core, as on 1-core nodes
+        (16, 4, True, None, score_ray.Pool(4, 1.0, 1)),
+        (4, 8, True, None, score_ray.Pool(8, 0.5, 1)),
+    ],
+)
+def test_the_actor_pool_fits_the_cluster(
+    cpus: int, gpus: int, use_gpu: bool, workers: int | None, expected: score_ray.Pool
+) -> None:
+    pool = score_ray.size_pool(cpus, gpus, use_gpu, workers)
+    assert pool == expected
+    # The actors never book more CPUs than there are, and a fraction always divides a core.
+    assert pool.workers * pool.actor_cpus <= cpus
+    assert (1 / pool.actor_cpus) == int(1 / pool.actor_cpus)
+
+
+def test_more_gpu_workers_than_gpus_is_one_line() -> None:
+    with pytest.raises(StageError, match="--workers 3: the cluster has 2 GPUs"):
+        score_ray.size_pool(8, 2, True, 3)
+
+
+def call(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as exited:
+        score.main(list(argv))
+    assert exited.value.code == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    return err.strip().splitlines()[-1]
+
+
+def test_without_ray_it_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    line = call(capsys, str(write(tmp_path / "a.parquet", 2)), "--output", str(tmp_path / "o"))
+    assert line == (
+        "error: score runs on Ray Data, which is not installed: pip install "
+        "'imdb-sentiment[scale]' (in a checkout: pip install -e '.[scale]')"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rows-per-file", "0"], "error: --rows-per-file 0: must be at least 1"),
+        (["--workers", "0"], "error: --workers 0: must be at least 1"),
+        (["--device", "tpu"], "error: --device tpu: must be auto, cpu or cuda"),
+    ],
+)
+def test_bad_options_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    line = call(capsys, "in.parquet", "--output", str(tmp_path / "o"), *argv)
+    assert line == message
+
+
+def test_missing_model_and_input_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path / "a.parquet", 2)
+    line = call(capsys, str(path), "--model", "linear", "--output", "o")
+    assert line.startswith(f"error: {tmp_path / 'models' / 'linear'}: no such model folder")
+    (tmp_path / "models" / "linear").mkdir(parents=True)
+    (tmp_path / "models" / "linear" / "model.skops").write_bytes(b"")
+    line = call(
+        capsys, "nothing-*.parquet", "--model", "linear", "--output", "o", "--tokenizer", "t"
+    )
+    assert line == "error: nothing-*.parquet: no Parquet files there"

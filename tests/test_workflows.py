@@ -1,0 +1,187 @@
+"""The GitHub Actions workflows: actionlint (with shellcheck on every `run:` script) finds
+nothing in them, each secret they use is named in docs/ci.md and never written out, the
+steps that matter come in the right order, and `make browser-deps` installs through sudo
+on a runner that is not root."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = PROJECT_ROOT / ".github/workflows"
+VENV_BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name, path=str(VENV_BIN)) or shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is missing: pip install -e '.[dev]'")
+    return path
+
+
+def actionlint(*args: str) -> subprocess.CompletedProcess[str]:
+    # shellcheck given by path: without it actionlint would skip the `run:` scripts quietly.
+    command = [tool("actionlint"), "-no-color", f"-shellcheck={tool('shellcheck')}", *args]
+    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
+
+
+def load_workflow(name: str) -> dict[str, Any]:
+    # PyYAML reads the key `on` as True (YAML 1.1).
+    workflow = yaml.safe_load((WORKFLOWS / name).read_text())
+    workflow["on"] = workflow.pop(True)
+    return workflow
+
+
+def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    [job] = workflow["jobs"].values()
+    return job["steps"]
+
+
+def step_index(workflow: dict[str, Any], pattern: str) -> int:
+    """The index of the one step whose `run` script matches `pattern`."""
+    runs = [step.get("run", "") for step in steps(workflow)]
+    found = [i for i, script in enumerate(runs) if re.search(pattern, script, re.M)]
+    assert len(found) == 1, (pattern, found)
+    return found[0]
+
+
+def test_actionlint_finds_nothing() -> None:
+    assert sorted(path.name for path in WORKFLOWS.glob("*.yml")) == [
+        "gpu-repro.yml",
+        "pr-report.yml",
+        "test.yml",
+    ]
+    result = actionlint()
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+
+
+def test_actionlint_reports_a_bad_workflow(tmp_path: Path) -> None:
+    # The lint is live: an unquoted variable (shellcheck) and an unknown context fail it.
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "on: push\njobs:\n  bad:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo $HOME ${{ secret.TOKEN }}\n"
+    )
+    result = actionlint(str(bad))
+    assert result.returncode == 1
+    assert "SC2086" in result.stdout and 'undefined variable "secret"' in result.stdout
+
+
+def test_secrets_are_named_in_the_docs_and_never_written_out() -> None:
+    docs = (PROJECT_ROOT / "docs/ci.md").read_text()
+    used = set()
+    for path in WORKFLOWS.glob("*.yml"):
+        text = path.read_text()
+        used |= set(re.findall(r"secrets\.([A-Z0-9_]+)", text))
+        # A credential-like variable only ever takes its value from an expression.
+        credentials = re.findall(r"^\s*(\w*(?:KEY|TOKEN|SECRET)\w*): (.+)$", text, re.M)
+        for name, value in credentials:
+            assert value.startswith("${{ ") and value.endswith(" }}"), (path.name, name)
+    assert used == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "HF_TOKEN"}
+    for name in used:
+        assert f"`{name}`" in docs, name
+
+
+def test_test_workflow_runs_make_test_on_push_and_pull_request() -> None:
+    workflow = load_workflow("test.yml")
+    assert set(workflow["on"]) == {"push", "pull_request"}
+    [setup] = [step for step in steps(workflow) if "setup-python" in step.get("uses", "")]
+    assert setup["with"] == {
+        "python-version": "3.11",
+        "cache": "pip",
+        "cache-dependency-path": "pyproject.toml",
+    }
+    assert steps(workflow)[-1]["run"] == "make test"
+
+
+def test_pr_workflow_runs_quick_then_comments_with_the_tested_script() -> None:
+    workflow = load_workflow("pr-report.yml")
+    assert list(workflow["on"]) == ["pull_request"]
+    assert workflow["permissions"]["pull-requests"] == "write"
+    quick = step_index(workflow, r"^make quick$")
+    plots = step_index(workflow, r"scripts/plots_png\.py")
+    comment = step_index(workflow, r"scripts/pr_comment\.py \"\$BASE_REV\"")
+    assert quick < plots < comment
+    cached = {step["with"]["path"] for step in steps(workflow) if "cache@" in step.get("uses", "")}
+    assert cached == {"~/.cache/huggingface", ".dvc/cache"}
+
+
+def test_gpu_workflow_pushes_to_the_remote_before_it_commits() -> None:
+    workflow = load_workflow("gpu-repro.yml")
+    assert list(workflow["on"]) == ["workflow_dispatch"]
+    [job] = workflow["jobs"].values()
+    assert {"self-hosted", "gpu"} <= set(job["runs-on"])
+    repro = step_index(workflow, r"^\s*dvc repro --pull$")
+    push = step_index(workflow, r"^dvc push$")
+    commit = step_index(workflow, r"^\s*commit -q -m")
+    assert repro < push < commit
+    assert "gh pr create" in steps(workflow)[commit]["run"]
+
+
+# --- make browser-deps on a runner that is not root ------------------------------------
+
+SHIMS = {
+    # Each stand-in logs how it was called; apt-get fails when APT_FAILS is set.
+    "apt-get": '#!/bin/sh\necho "apt-get $* DEBIAN_FRONTEND=$DEBIAN_FRONTEND" >> "$LOG"\n'
+    '[ -z "$APT_FAILS" ]\n',
+    "sudo": '#!/bin/sh\necho "sudo $*" >> "$LOG"\n[ "$1" = -n ] && shift\nexec "$@"\n',
+    "id": '#!/bin/sh\necho "$FAKE_UID"\n',
+    "npm": "#!/bin/sh\nexit 0\n",
+}
+
+
+def browser_deps(tmp_path: Path, uid: int, sudo: bool, **env: str) -> tuple[int, str, str]:
+    """Run `make browser-deps` where chromium and chromedriver are missing: PATH holds only
+    stand-ins for id, apt-get, npm and (if `sudo`) sudo."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, script in SHIMS.items():
+        if name != "sudo" or sudo:
+            (bin_dir / name).write_text(script)
+            (bin_dir / name).chmod(0o755)
+    (bin_dir / "env").symlink_to(shutil.which("env"))
+    log = tmp_path / "calls.log"
+    log.touch()
+    result = subprocess.run(
+        [tool("make"), "-s", "-f", str(PROJECT_ROOT / "Makefile"), "browser-deps"],
+        cwd=tmp_path,
+        env={"PATH": str(bin_dir), "LOG": str(log), "FAKE_UID": str(uid), **env},
+        capture_output=True,
+        text=True,
+    )
+    return result.returncode, result.stdout, log.read_text()
+
+
+INSTALL = "install -y -qq chromium chromium-driver DEBIAN_FRONTEND=noninteractive"
+
+
+def test_browser_deps_uses_sudo_when_not_root(tmp_path: Path) -> None:
+    status, _, calls = browser_deps(tmp_path, uid=1001, sudo=True, CI="true")
+    assert status == 0
+    assert calls.splitlines() == [
+        "sudo -n apt-get update -qq",
+        "apt-get update -qq DEBIAN_FRONTEND=",
+        f"sudo -n env DEBIAN_FRONTEND=noninteractive apt-get {INSTALL.split(' DEBIAN')[0]}",
+        f"apt-get {INSTALL}",
+    ]
+
+
+def test_browser_deps_as_root_runs_apt_get_itself(tmp_path: Path) -> None:
+    status, _, calls = browser_deps(tmp_path, uid=0, sudo=False, CI="true")
+    assert status == 0
+    assert calls.splitlines() == ["apt-get update -qq DEBIAN_FRONTEND=", f"apt-get {INSTALL}"]
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_browser_deps_failure_fails_only_in_ci(tmp_path: Path, ci: str) -> None:
+    status, out, _ = browser_deps(tmp_path, uid=1001, sudo=False, CI=ci, APT_FAILS="1")
+    assert "browser-deps: could not install chromium chromium-driver" in out
+    assert (status != 0) == (ci == "true")
