@@ -88,7 +88,7 @@ def test_make_quick_then_share_to_a_clean_clone(tmp_path: Path, tiny_model_dir: 
 
     # Sharing, as the README says.
     bare = tmp_path / "origin.git"
-    run(["git", "init", "-q", "--bare", str(bare)], cwd=tmp_path)
+    run(["git", "init", "-q", "--bare", "--initial-branch=main", str(bare)], cwd=tmp_path)
     git(repo, "remote", "add", "origin", str(bare))
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "quick run")
