@@ -8,6 +8,8 @@ PYTHON ?= python3
 BIN := $(abspath $(VENV))/bin
 # Stages run `python -m stages.X`: put the virtual environment first so that is its Python.
 export PATH := $(BIN):$(PATH)
+# No "make[1]: Entering directory" lines in the output when make runs inside make.
+MAKEFLAGS += --no-print-directory
 
 .PHONY: install repro quick results offline-plots test lint format report runs browser-deps \
 	release

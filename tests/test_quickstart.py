@@ -68,8 +68,9 @@ def test_make_quick_then_share_to_a_clean_clone(tmp_path: Path, tiny_model_dir: 
     # No noise from DVC about the outs a first run has not made yet.
     assert "No file hash info found" not in quick.stderr
     # It prints each model's test accuracy.
-    table = quick.stdout[quick.stdout.index("quick: finished") :]
-    rows = {line.split()[0]: line.split()[1:] for line in table.splitlines()[2:] if line}
+    # The table runs from its header to the first blank line.
+    table = quick.stdout[quick.stdout.index("quick: finished") :].split("\n\n")[0]
+    rows = {line.split()[0]: line.split()[1:] for line in table.splitlines()[2:]}
     assert set(rows) == {"rf", "linear", "distilbert"}, table
     assert all(0.0 <= float(cells[0]) <= 1.0 for cells in rows.values()), table
     # The n-gram models learn even this little synthetic data.
@@ -88,7 +89,7 @@ def test_make_quick_then_share_to_a_clean_clone(tmp_path: Path, tiny_model_dir: 
 
     # Sharing, as the README says.
     bare = tmp_path / "origin.git"
-    run(["git", "init", "-q", "--bare", str(bare)], cwd=tmp_path)
+    run(["git", "init", "-q", "--bare", "--initial-branch=main", str(bare)], cwd=tmp_path)
     git(repo, "remote", "add", "origin", str(bare))
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "quick run")

@@ -382,7 +382,8 @@ def test_two_processes_train_as_one_with_the_same_effective_batch(
     # 150 reviews in global batches of 16: 10 steps per epoch either way.
     assert one["global_step"] == two["global_step"] == 30
     assert two["validation"]["loss"] == pytest.approx(one["validation"]["loss"], rel=1e-3)
-    assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-3)
+    # The last logged loss is a mean over a few steps: float noise of 30 steps, not 2x.
+    assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-2)
     assert two["validation"]["accuracy"] == pytest.approx(one["validation"]["accuracy"], abs=0.021)
     assert (tokenized_project / stage.MODEL_DIR / "model.safetensors").exists()
     assert not list(tokenized_project.glob("models/.distilbert.tmp-*"))
