@@ -74,7 +74,7 @@ def main() -> None:
     with temp_project("bench-tokenize-", settings) as workdir:
         prepare_s = timed(prepare.main)
         tokenize_s = timed(tokenize.main)
-        summary = json.loads((workdir / "metrics/tokenize.json").read_text())
+        summary = json.loads((workdir / "summaries/tokenize.json").read_text())
         baseline_s = hf_recipe_seconds(workdir / "data/prepared", args.model, args.max_length)
 
     reviews = sum(split["reviews"] for split in summary.values())

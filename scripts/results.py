@@ -6,14 +6,19 @@ import json
 import sys
 from pathlib import Path
 
-METRICS = Path("metrics/evaluate.json")
+METRICS = Path("metrics/test")
 COLUMNS = ("accuracy", "f1", "roc_auc", "log_loss")
+# The pipeline's order; any other model file follows, by name.
+ORDER = ("rf", "linear", "distilbert", "distilbert_int8")
 
 
 def main() -> None:
-    if not METRICS.exists():
-        sys.exit(f"error: {METRICS} is missing: run `make quick` or `dvc repro` first")
-    scores = json.loads(METRICS.read_text(encoding="utf-8"))
+    files = sorted(METRICS.glob("*.json"))
+    if not files:
+        sys.exit(f"error: {METRICS}/ holds no results: run `make quick` or `dvc repro` first")
+    rank = {name: i for i, name in enumerate(ORDER)}
+    files.sort(key=lambda path: (rank.get(path.stem, len(ORDER)), path.stem))
+    scores = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in files}
     print(f"{'model':<16}" + "".join(f"{name:>10}" for name in COLUMNS) + "   (test split)")
     for model, metrics in scores.items():
         cells = "".join(

@@ -17,7 +17,13 @@ from stages.classical import INPUT_COLUMNS, pipeline_positive_proba
 from stages.classical_store import save_classical_model
 from stages.errors import StageError
 from stages.metrics import classification_metrics
-from stages.paths import METRICS_DIR, MODELS_DIR, TIMINGS_DIR, TOKENIZED_FRAME_DIR
+from stages.paths import (
+    MODELS_DIR,
+    SUMMARIES_DIR,
+    TIMINGS_DIR,
+    TOKENIZED_FRAME_DIR,
+    VALIDATION_METRICS_DIR,
+)
 
 log = logging.getLogger("imdb_sentiment.classical")
 
@@ -72,28 +78,25 @@ def fit_pipeline(pipeline: Pipeline, train: pd.DataFrame) -> float:
 
 
 def validation_metrics(pipeline: Pipeline, validation: pd.DataFrame) -> dict[str, Any]:
-    """The metrics a classical stage writes: quality on the validation split (the test
-    split is `evaluate`'s) and the number of features the model sees."""
-    metrics: dict[str, Any] = {}
-    if len(validation):
-        metrics.update(
-            classification_metrics(
-                validation["label"].to_numpy(), pipeline_positive_proba(pipeline, validation)
-            )
-        )
-    else:
+    """Quality on the validation split (the test split is `evaluate`'s); none when the
+    split is empty."""
+    if not len(validation):
         log.warning("the validation split is empty: no validation metrics")
-    metrics["n_features"] = n_features(pipeline)
-    return metrics
+        return {}
+    return classification_metrics(
+        validation["label"].to_numpy(), pipeline_positive_proba(pipeline, validation)
+    )
 
 
 def train_and_save(pipeline: Pipeline, name: str, what: str) -> None:
     """The body of a classical stage: fit `pipeline` on the train split, score it on
     validation, then save the model to `models/<name>`, the validation metrics to
-    `metrics/train_<name>.json` and the fit time to `timings/train_<name>.json` (apart, so
-    that a metrics diff shows only changes in quality)."""
+    `metrics/validation/<name>.json`, what was fitted to `summaries/train_<name>.json` and
+    the fit time to `timings/train_<name>.json` (apart, so that a metrics diff shows only
+    changes in quality)."""
     model_dir = MODELS_DIR / name
-    metrics_file = METRICS_DIR / f"train_{name}.json"
+    metrics_file = VALIDATION_METRICS_DIR / f"{name}.json"
+    summary_file = SUMMARIES_DIR / f"train_{name}.json"
     timings_file = TIMINGS_DIR / f"train_{name}.json"
     train = read_frame("train")
     check_training_split(train)
@@ -102,14 +105,16 @@ def train_and_save(pipeline: Pipeline, name: str, what: str) -> None:
     fit_s = fit_pipeline(pipeline, train)
     metrics = validation_metrics(pipeline, validation)
     log.info("validation: %s", metrics)
-    timings = {"fit_s": round(fit_s, 3), "train_reviews": len(train)}
+    summary = {"train_reviews": len(train), "n_features": n_features(pipeline)}
+    timings = {"fit_s": round(fit_s, 3)}
     # No out is replaced until all of them are written.
-    outs = (model_dir, metrics_file, timings_file)
-    with atomic_outputs(*outs) as (tmp_dir, tmp_metrics, tmp_timings):
+    outs = (model_dir, metrics_file, summary_file, timings_file)
+    with atomic_outputs(*outs) as (tmp_dir, tmp_metrics, tmp_summary, tmp_timings):
         save_classical_model(pipeline, tmp_dir)
         tmp_metrics.write_text(json_text(metrics), encoding="utf-8")
+        tmp_summary.write_text(json_text(summary), encoding="utf-8")
         tmp_timings.write_text(json_text(timings), encoding="utf-8")
-    log.info("wrote %s, %s and %s", *outs)
+    log.info("wrote %s, %s, %s and %s", *outs)
 
 
 def n_features(pipeline: Pipeline) -> int:

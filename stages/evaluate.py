@@ -3,9 +3,9 @@
 Reads the test split (`data/tokenized/frame/test.parquet` for the classical models,
 `data/tokenized/hf` for DistilBERT, whose ids were cut as in training) and the three models,
 DistilBERT run by each of `evaluate.backends` (torch, and its int8 ONNX copy), and writes:
-- `metrics/evaluate.json`: per model, accuracy, precision, recall, F1, ROC AUC, log loss
-  (for DistilBERT the mean cross-entropy, the reference's eval loss) and size_mb (the
-  model folder on disk);
+- `metrics/test/{model}.json`: accuracy, precision, recall, F1, ROC AUC, log loss (for
+  DistilBERT the mean cross-entropy, the reference's eval loss) and size_mb (the model
+  folder on disk), one file per model so that `dvc metrics show` has a row for each;
 - `timings/evaluate.json`: per model, runtime_s and reviews_per_s (scoring only, loading
   excluded), kept out of the metrics so that a metrics diff shows quality alone;
 - `plots/evaluate/{model}/`: the data of the plots declared in dvc.yaml: confusion.csv
@@ -42,6 +42,7 @@ from stages.params import Params, load_params, load_section
 from stages.paths import (
     METRICS_DIR,
     MODELS_DIR,
+    TEST_METRICS_DIR,
     TIMINGS_DIR,
     TOKENIZED_DIR,
     TOKENIZED_FRAME_DIR,
@@ -54,7 +55,6 @@ CLASSICAL_MODELS = ("rf", "linear")
 TRANSFORMER_MODEL = "distilbert"
 INT8_MODEL = BACKEND_ENTRIES["onnx-int8"]
 MODEL_NAMES = (*CLASSICAL_MODELS, TRANSFORMER_MODEL, INT8_MODEL)
-METRICS_FILE = METRICS_DIR / "evaluate.json"
 TIMINGS_FILE = TIMINGS_DIR / "evaluate.json"
 ERRORS_FILE = METRICS_DIR / "errors.md"
 PLOTS_DIR = Path("plots/evaluate")
@@ -261,13 +261,15 @@ def main() -> None:
         for name, proba in scores.items()
     }
     # No out is replaced until all of them are written.
-    outs = (METRICS_FILE, TIMINGS_FILE, ERRORS_FILE, PLOTS_DIR)
-    with atomic_outputs(*outs) as (metrics_file, timings_file, errors_file, plots):
+    outs = (TEST_METRICS_DIR, TIMINGS_FILE, ERRORS_FILE, PLOTS_DIR)
+    with atomic_outputs(*outs) as (metrics_dir, timings_file, errors_file, plots):
+        metrics_dir.mkdir(parents=True)
+        for name, values in metrics.items():
+            (metrics_dir / f"{name}.json").write_text(json_text(values), encoding="utf-8")
         plots.mkdir(parents=True)
         for name, proba in scores.items():
             write_plot_data(plots / name, frame, proba, config.curve_points, config.length_buckets)
         errors_file.write_text(errors_markdown(errors, len(frame)), encoding="utf-8")
-        metrics_file.write_text(json_text(metrics), encoding="utf-8")
         timings_file.write_text(json_text(timings), encoding="utf-8")
     log.info("wrote %s, %s, %s and %s", *outs)
 

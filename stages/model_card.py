@@ -24,7 +24,7 @@ from stages.params import DataParams, load_section, load_subset
 
 log = logging.getLogger("imdb_sentiment.model_card")
 
-METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "loss")
+METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "log_loss")
 # The prepare keys that shape the training reviews (besides the cleaning ones).
 TRAINING_DATA_KEYS = (
     "drop_duplicates",

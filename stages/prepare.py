@@ -3,7 +3,7 @@
 Reads `data.source` (a Hugging Face dataset id, a folder of Parquet files, or an aclImdb/
 folder), cleans the text, carves a stratified, seeded validation split out of train (the
 test split is never used to choose anything) and writes `data/prepared/{split}.parquet`
-with columns `text` and `label`, plus the row counts to `metrics/prepare.json`.
+with columns `text` and `label`, plus the row counts to `summaries/prepare.json`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from stages.cleaning import CleaningParams, clean_text
 from stages.errors import StageError, run_stage
 from stages.hub import is_local_path, load_from_hub
 from stages.params import DataParams, load_params, load_section, load_shared
-from stages.paths import METRICS_DIR, PREPARED_DIR
+from stages.paths import PREPARED_DIR, SUMMARIES_DIR
 
 log = logging.getLogger("imdb_sentiment.prepare")
 
-METRICS_FILE = METRICS_DIR / "prepare.json"
+SUMMARY_FILE = SUMMARIES_DIR / "prepare.json"
 LABELED_SPLITS = ("train", "test")
 ACLIMDB_LABEL_DIRS = {"neg": 0, "pos": 1}
 ACLIMDB_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
@@ -230,7 +230,7 @@ def main() -> None:
             dropped.setdefault(split, {})["test_overlap"] = int(in_test.sum())
 
     rows = {split: len(frame) for split, frame in splits.items()}
-    metrics = {
+    summary = {
         "rows": rows,
         "positive_share": {
             split: round(float(frame["label"].mean()), 6) for split, frame in splits.items()
@@ -243,11 +243,11 @@ def main() -> None:
         },
     }
     # Neither out is replaced until both are written.
-    with atomic_outputs(PREPARED_DIR, METRICS_FILE) as (out_dir, metrics_file):
+    with atomic_outputs(PREPARED_DIR, SUMMARY_FILE) as (out_dir, summary_file):
         out_dir.mkdir()
         for split, frame in splits.items():
             frame.to_parquet(out_dir / f"{split}.parquet", index=False)
-        metrics_file.write_text(json_text(metrics), encoding="utf-8")
+        summary_file.write_text(json_text(summary), encoding="utf-8")
     log.info("wrote %s to %s", rows, PREPARED_DIR)
 
 

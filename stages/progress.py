@@ -77,6 +77,15 @@ def progress_callbacks(stage: str) -> list[Any]:
     return [LabelledProgress(), CpuPace()]
 
 
+def use_labelled_progress(trainer: Any, stage: str) -> None:
+    """Swap the Trainer's unlabelled progress bar for `progress_callbacks(stage)`."""
+    from transformers import ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    for callback in progress_callbacks(stage):
+        trainer.add_callback(callback)
+
+
 @contextmanager
 def without_load_report() -> Iterator[None]:
     """Silence transformers' load report while a base model gets its new classification

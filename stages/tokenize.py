@@ -8,7 +8,7 @@ Writes two views of the same tokenization:
   `input_ids` cut to `tokenize.max_length` by `tokenize.truncation`, `label` and
   `length` (the cut length, for length-grouped batches).
 Summary figures (share of reviews over max_length, mean length) go to
-`metrics/tokenize.json`.
+`summaries/tokenize.json`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from stages.errors import StageError, run_stage
 from stages.hub import load_tokenizer
 from stages.params import ModelParams, load_params, load_section
 from stages.paths import (
-    METRICS_DIR,
     PREPARED_DIR,
     SPLITS,
+    SUMMARIES_DIR,
     TOKENIZED_DIR,
     TOKENIZED_FRAME_DIR,
     TOKENIZED_HF_DIR,
@@ -35,7 +35,7 @@ from stages.paths import (
 
 log = logging.getLogger("imdb_sentiment.tokenize")
 
-METRICS_FILE = METRICS_DIR / "tokenize.json"
+SUMMARY_FILE = SUMMARIES_DIR / "tokenize.json"
 
 
 def main() -> None:
@@ -97,7 +97,7 @@ def main() -> None:
         log.info("%s: %s", split, summary[split])
 
     # Neither out is replaced until both are written.
-    with atomic_outputs(TOKENIZED_DIR, METRICS_FILE) as (out_dir, metrics_file):
+    with atomic_outputs(TOKENIZED_DIR, SUMMARY_FILE) as (out_dir, summary_file):
         (out_dir / TOKENIZED_FRAME_DIR.name).mkdir(parents=True)
         for split, frame in frames.items():
             frame.to_parquet(out_dir / TOKENIZED_FRAME_DIR.name / f"{split}.parquet", index=False)
@@ -108,7 +108,7 @@ def main() -> None:
             json.dumps({"model_name": model.name, **config.model_dump()}, indent=2) + "\n",
             encoding="utf-8",
         )
-        metrics_file.write_text(json_text(summary), encoding="utf-8")
+        summary_file.write_text(json_text(summary), encoding="utf-8")
     log.info("wrote %s", TOKENIZED_DIR)
 
 

@@ -1,16 +1,16 @@
 """train_distilbert: fine-tune a transformer (DistilBERT by default) with the Trainer API.
 
 Reads the tokenized splits (`data/tokenized/hf/`) and `model.name`, fine-tunes with the
-`TrainingArguments` built from the `train_distilbert` section of `params.yaml`, picks the
-best epoch on the validation split (never the test split), and writes:
-- `models/distilbert/`: model and tokenizer (`save_pretrained`), `tokenize_config.json`
-  (how the ids were cut, for prediction) and a model card `README.md`;
-- `metrics/train_distilbert.json`: the validation metrics of the saved model;
+`TrainingArguments` built from the `train_distilbert` params, picks the best epoch on the
+validation split (never the test split), and writes:
+- `models/distilbert/`: model, tokenizer, `tokenize_config.json` (how the ids were cut) and
+  a model card `README.md`;
+- `metrics/validation/distilbert.json`: the validation metrics of the saved model, and
+  `summaries/train_distilbert.json`: its epoch and step, the steps run, the last train loss;
 - `dvclive/train_distilbert/`: the training curves, drawn by `dvc plots show`.
-
-Checkpoints go to `train_distilbert.output_dir`, outside the outs, so a killed `dvc repro`
-resumes (see stages/checkpoints.py). With `num_processes > 1` (or under `torchrun`) the
-processes train together and only the main one writes anything.
+Checkpoints go to `train_distilbert.output_dir`, so a killed `dvc repro` resumes
+(stages/checkpoints.py). With `num_processes > 1` (or under `torchrun`) the processes train
+together and only the main one writes.
 """
 
 from __future__ import annotations
@@ -46,8 +46,14 @@ from stages.model_card import (
     usage_snippet,
 )
 from stages.params import ModelParams, Params, load_params, load_section, load_shared
-from stages.paths import METRICS_DIR, MODELS_DIR, TOKENIZE_CONFIG_FILE, TOKENIZED_HF_DIR
-from stages.progress import progress_callbacks, without_load_report
+from stages.paths import (
+    MODELS_DIR,
+    SUMMARIES_DIR,
+    TOKENIZE_CONFIG_FILE,
+    TOKENIZED_HF_DIR,
+    VALIDATION_METRICS_DIR,
+)
+from stages.progress import use_labelled_progress, without_load_report
 from stages.trainer import (
     build_trainer,
     chosen_metrics,
@@ -59,7 +65,8 @@ from stages.trainer import (
 log = logging.getLogger("imdb_sentiment.train_distilbert")
 
 MODEL_DIR = MODELS_DIR / "distilbert"
-METRICS_FILE = METRICS_DIR / "train_distilbert.json"
+METRICS_FILE = VALIDATION_METRICS_DIR / "distilbert.json"
+SUMMARY_FILE = SUMMARIES_DIR / "train_distilbert.json"
 LIVE_DIR = Path("dvclive/train_distilbert")
 
 Strategy = Literal["no", "steps", "epoch"]
@@ -166,12 +173,14 @@ def fine_tune(
     tokenize_config_file: Path = TOKENIZE_CONFIG_FILE,
     model_dir: Path = MODEL_DIR,
     metrics_file: Path = METRICS_FILE,
+    summary_file: Path = SUMMARY_FILE,
     live_dir: Path = LIVE_DIR,
     card_context: dict[str, Any] | None = None,
     **argument_overrides: Any,
 ) -> dict[str, Any]:
-    """Fine-tune, save the model, its card and the metrics; return the metrics plus the
-    training throughput (`train_runtime`, `train_samples_per_second`, not written)."""
+    """Fine-tune, save the model, its card, the validation metrics and the summary; return
+    both plus the training throughput (`train_runtime`, `train_samples_per_second`, not
+    written)."""
     import torch
     from transformers import set_seed
 
@@ -232,22 +241,11 @@ def fine_tune(
         eval_dataset=splits["validation"].select_columns(columns),
         callbacks=[live_callback(live_dir)],
     )
-    from transformers import ProgressCallback
-
-    trainer.remove_callback(ProgressCallback)
-    for callback in progress_callbacks("train_distilbert"):
-        trainer.add_callback(callback)
+    use_labelled_progress(trainer, "train_distilbert")
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     chosen = chosen_metrics(trainer.state, args.load_best_model_at_end)
-    metrics: dict[str, Any] = {
-        "validation": chosen["validation"],
-        "best_epoch": chosen["best_epoch"],
-        "best_step": chosen["best_step"],
-        "epochs": config.num_train_epochs,
-        "global_step": chosen["global_step"],
-        "train_loss": chosen["train_loss"],
-    }
+    metrics: dict[str, Any] = {**chosen, "epochs": config.num_train_epochs}
     if is_main:
         cutter = IdCutter(tokenizer, read_cut_config(tokenize_config_file.parent))
         context = card_context or {"data": ("the reviews in data/tokenized", []), "prepare": {}}
@@ -259,14 +257,17 @@ def fine_tune(
             training={"seed": seed, **settings},
             usage=usage_snippet(tokenize, cutter.prefix, cutter.suffix),
         )
-        # Neither out is replaced until both are written.
-        with atomic_outputs(model_dir, metrics_file) as (tmp_model, tmp_metrics):
+        summary = {key: value for key, value in metrics.items() if key != "validation"}
+        # No out is replaced until all of them are written.
+        outs = (model_dir, metrics_file, summary_file)
+        with atomic_outputs(*outs) as (tmp_model, tmp_metrics, tmp_summary):
             trainer.model.save_pretrained(tmp_model)
             tokenizer.save_pretrained(tmp_model)
             shutil.copy2(tokenize_config_file, tmp_model / tokenize_config_file.name)
             (tmp_model / "README.md").write_text(card, encoding="utf-8")
-            tmp_metrics.write_text(json_text(metrics), encoding="utf-8")
-        log.info("validation: %s; wrote %s and %s", metrics["validation"], model_dir, metrics_file)
+            tmp_metrics.write_text(json_text(metrics["validation"]), encoding="utf-8")
+            tmp_summary.write_text(json_text(summary), encoding="utf-8")
+        log.info("validation: %s; wrote %s, %s and %s", metrics["validation"], *outs)
         if config.push_to_hub:
             push_model(model_dir, config.hub_model_id)
         # The run is complete: its checkpoints are no longer needed to resume.

@@ -5,7 +5,7 @@ word n-gram (and, optionally, character n-gram) presence features, scales each b
 Naive Bayes log-count ratio fitted on the training split and fits an L2 logistic
 regression on them. It is the baseline that tells a reviewer how much the transformer
 buys. Nothing is chosen on the test split. Writes the fitted pipeline to
-`models/linear/model.skops` and the validation metrics to `metrics/train_linear.json`.
+`models/linear/model.skops` and the validation metrics to `metrics/validation/linear.json`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ random, so dropping the ~140k n-grams that say little about sentiment makes each
 count: better trees in less time), adds the review's summed Naive Bayes evidence over all
 n-grams (`NBEvidence`, cross-fitted) and fits a `RandomForestClassifier`. Nothing is chosen
 on the test split. Writes the fitted pipeline to `models/rf/model.skops` and the
-validation metrics to `metrics/train_rf.json`.
+validation metrics to `metrics/validation/rf.json`.
 """
 
 from __future__ import annotations

@@ -220,8 +220,9 @@ def chosen_metrics(
         chosen = next((entry for entry in evals if entry["step"] == state.best_global_step), chosen)
     losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
     return {
+        # The mean cross-entropy is the log loss, named as the other models' metrics are.
         "validation": {
-            name: chosen[f"eval_{name}"]
+            "log_loss" if name == "loss" else name: chosen[f"eval_{name}"]
             for name in (*metric_names, "loss")
             if f"eval_{name}" in chosen
         },

@@ -7,6 +7,7 @@ with two tiny layers, so the suite runs on a fresh machine in minutes.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -251,6 +252,12 @@ def make_project_repo(repo: Path, source: Path, model_dir: Path, **overrides: An
 
 # Split sizes of the tokenized frame that write_frames makes by default.
 SPLIT_SIZES = {"train": 240, "validation": 80, "test": 80}
+
+
+def read_test_metrics(root: Path) -> dict[str, dict[str, Any]]:
+    """evaluate's results in `root`: {model: metrics}, one entry per metrics/test/ file."""
+    files = sorted((root / "metrics/test").glob("*.json"))
+    return {path.stem: json.loads(path.read_text()) for path in files}
 
 
 def tokens_of(text: str) -> str:

@@ -112,7 +112,8 @@ def repo_like(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ("models/distilbert", "overlaps models/distilbert"),
         ("models/distilbert/ckpt", "overlaps models/distilbert"),
         ("data", "overlaps data/prepared"),
-        ("metrics/train_distilbert.json", "overlaps metrics/train_distilbert.json"),
+        ("metrics/validation/distilbert.json", "overlaps metrics/validation/distilbert.json"),
+        ("summaries", "overlaps summaries/prepare.json"),
         ("mine", "holds files this stage did not write"),
     ],
 )

@@ -91,9 +91,9 @@ def test_exp_run_set_param_and_exp_show(reference: Reference, tmp_path: Path) ->
     data = experiments[0]["data"]
     shown_lr = data["params"]["params.yaml"]["data"]["train_distilbert"]["learning_rate"]
     assert isinstance(shown_lr, float) and shown_lr == 5e-05
-    metrics = data["metrics"]["metrics/train_distilbert.json"]["data"]
-    assert metrics == json.loads((repo / "metrics/train_distilbert.json").read_text())
-    assert set(metrics["validation"]) >= {"accuracy", "f1"}
+    metrics = data["metrics"]["metrics/validation/distilbert.json"]["data"]
+    assert metrics == json.loads((repo / "metrics/validation/distilbert.json").read_text())
+    assert set(metrics) >= {"accuracy", "f1"}
 
     table = dvc(repo, "exp", "show", "--no-pager", "--md").stdout
     assert "lr-5e-5" in table and "5e-05" in table

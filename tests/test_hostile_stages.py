@@ -61,12 +61,12 @@ def test_no_out_is_replaced_unless_all_are_written(
     before = tree(in_tmp_project)
 
     def read_only(payload: object) -> str:
-        raise OSError(errno.EROFS, "Read-only file system", "metrics/train_linear.json")
+        raise OSError(errno.EROFS, "Read-only file system", "metrics/validation/linear.json")
 
     set_params(in_tmp_project / "params.yaml", {"train_linear.C": 0.5})
     monkeypatch.setattr(classical_training, "json_text", read_only)
     line = error_line(capsys, train_linear.main)
-    assert line == "error: metrics/train_linear.json: Read-only file system"
+    assert line == "error: metrics/validation/linear.json: Read-only file system"
     after = tree(in_tmp_project)
     after.pop("params.yaml")
     before.pop("params.yaml")
@@ -78,8 +78,8 @@ def test_a_training_split_smaller_than_the_folds_still_trains(in_tmp_project: Pa
     tiny = make_reviews(6, seed=3)  # 3 reviews of each class: fewer than 5 folds
     write_frames(in_tmp_project, {"train": tiny, "validation": tiny, "test": tiny})
     train_rf.main()
-    timings = json.loads((in_tmp_project / "timings/train_rf.json").read_text())
-    assert timings["train_reviews"] == 6
+    summary = json.loads((in_tmp_project / "summaries/train_rf.json").read_text())
+    assert summary["train_reviews"] == 6
 
 
 def test_push_to_hub_with_a_token_but_no_hub_stops_before_training(
@@ -113,19 +113,19 @@ def test_test_reviews_also_in_train_are_counted_and_can_be_dropped(
     set_params(in_tmp_project / "params.yaml", {"data.source": str(source)})
 
     prepare.main()
-    metrics = json.loads((in_tmp_project / "metrics/prepare.json").read_text())
-    assert metrics["test_reviews_also_in_train"] == 4
+    summary = json.loads((in_tmp_project / "summaries/prepare.json").read_text())
+    assert summary["test_reviews_also_in_train"] == 4
     assert "4 test review(s) also occur word for word" in caplog.text
 
     set_params(in_tmp_project / "params.yaml", {"prepare.drop_test_overlap": True})
     prepare.main()
-    metrics = json.loads((in_tmp_project / "metrics/prepare.json").read_text())
-    assert metrics["test_reviews_also_in_train"] == 4  # found, then dropped
+    summary = json.loads((in_tmp_project / "summaries/prepare.json").read_text())
+    assert summary["test_reviews_also_in_train"] == 4  # found, then dropped
     kept = pd.concat(
         pd.read_parquet(in_tmp_project / f"data/prepared/{split}.parquet")
         for split in ("train", "validation")
     )
     test_texts = set(pd.read_parquet(in_tmp_project / "data/prepared/test.parquet")["text"])
     assert not set(kept["text"]) & test_texts
-    dropped = metrics["dropped"]
+    dropped = summary["dropped"]
     assert dropped.get("train_test_overlap", 0) + dropped.get("validation_test_overlap", 0) == 4

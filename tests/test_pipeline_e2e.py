@@ -43,7 +43,7 @@ def test_first_dvc_repro_runs_every_stage(reference: Reference) -> None:
         "test": 32,
     }
     assert (repo / "data/tokenized/hf/dataset_dict.json").exists()
-    tokenize_summary = json.loads((repo / "metrics/tokenize.json").read_text())
+    tokenize_summary = json.loads((repo / "summaries/tokenize.json").read_text())
     assert tokenize_summary["test"]["reviews"] == 32
     assert locked_stages(repo) == set(stages)
 
@@ -60,8 +60,8 @@ def test_second_dvc_repro_skips_every_stage(reference: Reference, tmp_path: Path
     git_only = clone(reference.repo, tmp_path / "git-only")
     assert not (git_only / ".dvc" / "cache").exists()
     shown = dvc(git_only, "metrics", "show", "--json").stdout
-    assert "rows" in shown and "metrics/evaluate.json" in shown
-    assert "timings/" not in shown
+    assert "metrics/test/distilbert.json" in shown and "metrics/validation/rf.json" in shown
+    assert "timings/" not in shown and "summaries/" not in shown
 
     repo = clone_with_cache(reference.repo, tmp_path / "repo")
     stages = pipeline_stages(repo)

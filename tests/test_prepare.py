@@ -48,8 +48,8 @@ def test_aclimdb_source_gives_stratified_seeded_splits(in_tmp_project: Path) -> 
         assert not frame["text"].str.contains("<br").any()
     # The validation split is carved out of train: no review is in both.
     assert not set(splits["validation"]["text"]) & set(splits["train"]["text"])
-    metrics = json.loads(Path("metrics/prepare.json").read_text())
-    assert metrics["rows"] == {"train": 36, "validation": 4, "test": 20}
+    summary = json.loads(Path("summaries/prepare.json").read_text())
+    assert summary["rows"] == {"train": 36, "validation": 4, "test": 20}
 
     again = run_prepare(in_tmp_project)
     for name in splits:
@@ -121,8 +121,8 @@ def test_empty_reviews_are_dropped_and_counted(
     splits = run_prepare(in_tmp_project, **{"data.source": str(source)})
     assert len(splits["train"]) + len(splits["validation"]) == 38
     assert "train: dropped 2 empty review(s)" in caplog.text
-    metrics = json.loads(Path("metrics/prepare.json").read_text())
-    assert metrics["dropped"]["train_empty"] == 2
+    summary = json.loads(Path("summaries/prepare.json").read_text())
+    assert summary["dropped"]["train_empty"] == 2
 
 
 def test_duplicates_dropped_only_when_asked(in_tmp_project: Path) -> None:

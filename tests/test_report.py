@@ -25,8 +25,8 @@ pytestmark = pytest.mark.e2e
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ("report.sh", "runs.sh", "pr_comment.py", "plots_png.py")
-# The stage: test metrics shaped like evaluate's (per model, with a timing key), validation
-# metrics shaped like train_rf's, and one plot.
+# The stage: test metrics shaped like evaluate's (a file per model, with a key that does not
+# change), validation metrics shaped like train_rf's, and one plot.
 SCORE_STAGE = """\
 import json
 from pathlib import Path
@@ -34,13 +34,12 @@ from pathlib import Path
 import yaml
 
 scale = yaml.safe_load(Path("params.yaml").read_text())["score"]["scale"]
-scores = {
-    model: {"accuracy": base * scale, "f1": base * scale / 2, "runtime_s": 0.5}
-    for model, base in (("rf", 0.5), ("linear", 0.6))
-}
-Path("metrics").mkdir(exist_ok=True)
-Path("metrics/evaluate.json").write_text(json.dumps(scores))
-Path("metrics/train_rf.json").write_text(json.dumps({"accuracy": 0.7 * scale}))
+Path("metrics/test").mkdir(parents=True, exist_ok=True)
+for model, base in (("rf", 0.5), ("linear", 0.6)):
+    scores = {"accuracy": base * scale, "f1": base * scale / 2, "size_mb": 1.0}
+    Path(f"metrics/test/{model}.json").write_text(json.dumps(scores))
+Path("metrics/validation").mkdir(exist_ok=True)
+Path("metrics/validation/rf.json").write_text(json.dumps({"accuracy": 0.7 * scale}))
 Path("plots").mkdir(exist_ok=True)
 rows = "".join(f"{step},{step * scale}\\n" for step in range(5))
 Path("plots/curve.csv").write_text("step,value\\n" + rows)
@@ -52,15 +51,15 @@ stages:
     deps: [score.py]
     params: [score]
     outs:
-      - metrics/evaluate.json:
+      - metrics/test:
           cache: false
-      - metrics/train_rf.json:
+      - metrics/validation/rf.json:
           cache: false
       - plots/curve.csv:
           cache: false
 metrics:
-  - metrics/train_rf.json
-  - metrics/evaluate.json
+  - metrics/test
+  - metrics/validation
 plots:
   - plots/curve.csv:
       x: step
@@ -118,41 +117,41 @@ def report_of(project: Path) -> Callable[[str], str]:
     return report
 
 
-def table_rows(markdown: str, heading: str) -> dict[str, list[str]]:
-    """{second cell: the other cells} of the Markdown table under `heading`."""
+def table_rows(markdown: str, heading: str) -> dict[tuple[str, str], list[str]]:
+    """{(path, name): the other cells} of the Markdown table under `heading`, in order."""
     section = markdown.split(heading, 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) > 2 and not set(cells[0]) <= {"-"}:
-            rows[cells[1]] = [cells[0], *cells[2:]]
+            rows[cells[0], cells[1]] = cells[2:]
     return rows
 
 
 def test_report_rows_are_sorted_by_file(report_of: Callable[[str], str]) -> None:
     # DVC lists the metrics files in no fixed order; the report sorts them.
     metrics = table_rows(report_of("small"), "## Metrics: workspace against experiment small")
-    paths = [cells[0] for name, cells in metrics.items() if name != "Metric"]
-    assert paths == sorted(paths) and paths[-1] == "metrics/train_rf.json"
+    paths = [path for path, _ in metrics if path != "Path"]
+    assert paths == sorted(paths) and paths[-1] == "metrics/validation/rf.json"
 
 
 def test_report_against_an_experiment(report_of: Callable[[str], str]) -> None:
     report = report_of("small")
     metrics = table_rows(report, "## Metrics: workspace against experiment small")
     # Path, then the experiment's value, the workspace's (experiment `big`), the change.
-    assert metrics["Metric"] == ["Path", "small", "workspace", "Change"]
-    assert metrics["rf.accuracy"] == ["metrics/evaluate.json", "0.25", "0.75", "0.5"]
-    assert metrics["linear.f1"] == ["metrics/evaluate.json", "0.15", "0.45", "0.3"]
-    assert "rf.runtime_s" not in metrics  # unchanged keys are left out
+    assert metrics["Path", "Metric"] == ["small", "workspace", "Change"]
+    assert metrics["metrics/test/rf.json", "accuracy"] == ["0.25", "0.75", "0.5"]
+    assert metrics["metrics/test/linear.json", "f1"] == ["0.15", "0.45", "0.3"]
+    assert ("metrics/test/rf.json", "size_mb") not in metrics  # unchanged keys are left out
     params = table_rows(report, "## Params: workspace against experiment small")
-    assert params["score.scale"] == ["params.yaml", "0.5", "1.5"]
+    assert params["params.yaml", "score.scale"] == ["0.5", "1.5"]
 
 
 def test_report_against_a_git_revision_and_an_unknown_name(
     project: Path, report_of: Callable[[str], str]
 ) -> None:
     metrics = table_rows(report_of("main"), "## Metrics: workspace against main")
-    assert metrics["rf.accuracy"] == ["metrics/evaluate.json", "0.5", "0.75", "0.25"]
+    assert metrics["metrics/test/rf.json", "accuracy"] == ["0.5", "0.75", "0.25"]
 
     missing = run(["bash", "scripts/report.sh", "no-such-run"], project, check=False)
     assert missing.returncode == 1
@@ -168,7 +167,7 @@ def test_pr_comment_body_is_exactly_the_report(
     body_file = tmp_path / "comment.md"
     run([sys.executable, "scripts/pr_comment.py", rev, "--output", str(body_file)], project)
     assert body_file.read_text() == report_of(rev)
-    assert "| rf.accuracy " in report_of(rev)
+    assert ("metrics/test/rf.json", "accuracy") in table_rows(report_of(rev), "## Metrics")
 
 
 def test_pr_comment_edits_the_last_comment_with_gh(
@@ -207,16 +206,16 @@ def test_runs_table_keeps_only_the_test_scores(project: Path) -> None:
     assert columns == [
         "Experiment",
         "Created",
-        "rf.accuracy",
-        "rf.f1",
-        "linear.accuracy",
-        "linear.f1",
+        "linear accuracy",
+        "linear f1",
+        "rf accuracy",
+        "rf f1",
     ]
     by_name = {row.split("|")[1].strip(): row for row in rows}
     assert set(by_name) >= {"workspace", "main"}
     for name in ("small", "big"):
         [row] = [row for row in rows if f"[{name}]" in row]
-        accuracy = [cell.strip() for cell in row.strip("|").split("|")][2]
+        accuracy = [cell.strip() for cell in row.strip("|").split("|")][4]
         assert float(accuracy) == 0.5 * SCALES[name]
 
 

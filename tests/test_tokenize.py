@@ -88,7 +88,7 @@ def test_tokenize_writes_frame_and_dataset(
             assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
             assert ids[1:-1] == truncate_ids(whole, 14, mode, 5)
 
-    summary = json.loads(Path("metrics/tokenize.json").read_text())
+    summary = json.loads(Path("summaries/tokenize.json").read_text())
     assert 0 < summary["train"]["share_over_max_length"] <= 1
     config = json.loads((TOKENIZED_DIR / "tokenize_config.json").read_text())
     assert config["truncation"] == mode and config["max_length"] == 16

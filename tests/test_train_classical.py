@@ -56,7 +56,7 @@ def frame_project(in_tmp_project: Path) -> Path:
 
 
 def outputs(root: Path, name: str) -> tuple[Path, Path]:
-    return root / "models" / name / MODEL_FILE, root / "metrics" / f"train_{name}.json"
+    return root / "models" / name / MODEL_FILE, root / "metrics/validation" / f"{name}.json"
 
 
 @pytest.mark.parametrize("name", ["rf", "linear"])
@@ -71,10 +71,11 @@ def test_stage_trains_saves_and_reports(frame_project: Path, name: str) -> None:
         "f1",
         "roc_auc",
         "log_loss",
-        "n_features",
     }
+    summary = json.loads((frame_project / f"summaries/train_{name}.json").read_text())
+    assert summary["train_reviews"] == SPLIT_SIZES["train"] and summary["n_features"] > 0
     timings = json.loads((frame_project / f"timings/train_{name}.json").read_text())
-    assert timings["train_reviews"] == SPLIT_SIZES["train"] and timings["fit_s"] > 0
+    assert timings["fit_s"] > 0
     # The synthetic reviews lean 80/20 on sentiment words: learnable, not perfectly.
     assert metrics["accuracy"] > 0.75
     assert metrics["roc_auc"] > 0.8
@@ -273,8 +274,10 @@ def test_dvc_repro_twice_gives_same_model_hashes(project_repo: Path) -> None:
     assert set(first) == {
         "models/rf",
         "models/linear",
-        "metrics/train_rf.json",
-        "metrics/train_linear.json",
+        "metrics/validation/rf.json",
+        "metrics/validation/linear.json",
+        "summaries/train_rf.json",
+        "summaries/train_linear.json",
         "timings/train_rf.json",
         "timings/train_linear.json",
     }
@@ -286,12 +289,15 @@ def test_dvc_repro_twice_gives_same_model_hashes(project_repo: Path) -> None:
     for path in (
         "models/rf",
         "models/linear",
-        "metrics/train_rf.json",
-        "metrics/train_linear.json",
+        "metrics/validation/rf.json",
+        "metrics/validation/linear.json",
+        "summaries/train_rf.json",
+        "summaries/train_linear.json",
     ):
         assert second[path] == first[path], path
     shown = json.dumps(json.loads(dvc(project_repo, "metrics", "show", "--json").stdout))
-    assert "metrics/train_rf.json" in shown and "timings/" not in shown
+    assert "metrics/validation/rf.json" in shown
+    assert "timings/" not in shown and "summaries/" not in shown
 
 
 def test_nb_evidence_is_cross_fitted_on_train() -> None:
@@ -319,8 +325,9 @@ def test_rf_without_selection_or_evidence(frame_project: Path) -> None:
         {"train_rf.select_k": None, "train_rf.nb_evidence": False, "train_rf.column": "tokens"},
     )
     train_rf.main()
-    metrics = json.loads((frame_project / "metrics" / "train_rf.json").read_text())
+    metrics = json.loads((frame_project / "metrics/validation/rf.json").read_text())
+    summary = json.loads((frame_project / "summaries/train_rf.json").read_text())
     assert metrics["accuracy"] > 0.75
     # Every n-gram of the vocabulary, nothing added.
     pipeline = load_classical_model(frame_project / "models" / "rf")
-    assert metrics["n_features"] == len(pipeline.named_steps["ngrams"].get_feature_names_out())
+    assert summary["n_features"] == len(pipeline.named_steps["ngrams"].get_feature_names_out())

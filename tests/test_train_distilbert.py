@@ -72,6 +72,12 @@ def tokenized_project(in_tmp_project: Path, tiny_model_dir: Path, one_thread: No
     return in_tmp_project
 
 
+def run_record(root: Path) -> dict:
+    """What the stage wrote of a run: its summary, with the validation metrics."""
+    validation = json.loads((root / stage.METRICS_FILE).read_text())
+    return {**json.loads((root / stage.SUMMARY_FILE).read_text()), "validation": validation}
+
+
 def read_tsv(path: Path) -> list[dict[str, str]]:
     with open(path, encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle, delimiter="\t"))
@@ -237,9 +243,9 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(
 
     steps_per_epoch = -(-TRAIN_ROWS // batch_size)
     total_steps = steps_per_epoch * epochs
-    metrics = json.loads((tokenized_project / stage.METRICS_FILE).read_text())
+    metrics = run_record(tokenized_project)
     assert metrics["global_step"] == total_steps
-    assert set(metrics["validation"]) == {"accuracy", "precision", "recall", "f1", "loss"}
+    assert set(metrics["validation"]) == {"accuracy", "precision", "recall", "f1", "log_loss"}
     assert metrics["validation"]["accuracy"] >= 0.7  # it learned (chance is 0.5)
     assert not any(TIMING_KEY.search(key) for key in metrics)
 
@@ -307,7 +313,7 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(
     accuracy = float((logits.argmax(-1).numpy() == labels).mean())
     assert accuracy == metrics["validation"]["accuracy"]
     loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels)).item()
-    assert loss == pytest.approx(metrics["validation"]["loss"], abs=1e-4)
+    assert loss == pytest.approx(metrics["validation"]["log_loss"], abs=1e-4)
 
 
 def test_a_long_cpu_run_says_how_long_once(
@@ -375,13 +381,13 @@ def test_two_processes_train_as_one_with_the_same_effective_batch(
         )
         assert result.returncode == 0, result.stderr[-4000:]
         assert f"process {processes} of {processes}" in result.stderr
-        return json.loads((tokenized_project / stage.METRICS_FILE).read_text())
+        return run_record(tokenized_project)
 
     one = train(1, 16)
     two = train(2, 8)
     # 150 reviews in global batches of 16: 10 steps per epoch either way.
     assert one["global_step"] == two["global_step"] == 30
-    assert two["validation"]["loss"] == pytest.approx(one["validation"]["loss"], rel=1e-3)
+    assert two["validation"]["log_loss"] == pytest.approx(one["validation"]["log_loss"], rel=1e-3)
     # The last logged loss is a mean over a few steps: float noise of 30 steps, not 2x.
     assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-2)
     assert two["validation"]["accuracy"] == pytest.approx(one["validation"]["accuracy"], abs=0.021)
@@ -411,14 +417,14 @@ def test_killed_run_resumes_to_the_same_result(
     # An uninterrupted run through dvc.
     dvc(repo, "repro", "train_distilbert")
     first_md5 = stage_outs_md5(repo)
-    first_metrics = (repo / "metrics/train_distilbert.json").read_text()
+    first_record = run_record(repo)
     assert not (repo / "checkpoints/distilbert").exists()
     plots = json.loads(dvc(repo, "plots", "show", "--json").stdout)
     plotted = json.dumps(plots)
     for curve in ("train/loss.tsv", "train/learning_rate.tsv", "eval/accuracy.tsv"):
         assert f"dvclive/train_distilbert/plots/metrics/{curve}" in plotted, curve
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
-    assert "metrics/train_distilbert.json" in json.dumps(shown)
+    assert "metrics/validation/distilbert.json" in json.dumps(shown)
 
     # The same run, killed (SIGKILL) once its first checkpoint is complete. The whole process
     # group goes, as on a crash: killing only one process could hit the `sh -c` wrapper and
@@ -431,13 +437,13 @@ def test_killed_run_resumes_to_the_same_result(
         log,
         timeout=240,
     )
-    assert not (repo / "metrics/train_distilbert.json").exists()
+    assert not (repo / "metrics/validation/distilbert.json").exists()
     assert list(repo.glob("checkpoints/distilbert/checkpoint-*"))
 
     # A plain `dvc repro` resumes from the checkpoint and ends where the first run did.
     resumed = dvc(repo, "repro", "train_distilbert")
     assert "resuming from checkpoints/distilbert/checkpoint-" in resumed.stdout + resumed.stderr
-    assert (repo / "metrics/train_distilbert.json").read_text() == first_metrics
+    assert run_record(repo) == first_record
     assert stage_outs_md5(repo) == first_md5  # model, metrics and DVCLive files
     assert not (repo / "checkpoints/distilbert").exists()
     status = run([sys.executable, "-m", "dvc", "status", "train_distilbert"], cwd=repo)

@@ -40,7 +40,12 @@ SETTINGS = {
     "train_distilbert.num_train_epochs": 10,
     "train_distilbert.logging_steps": 5,
 }
-OUTS = ("models/distilbert", "metrics/train_distilbert.json", "dvclive/train_distilbert")
+OUTS = (
+    "models/distilbert",
+    "metrics/validation/distilbert.json",
+    "summaries/train_distilbert.json",
+    "dvclive/train_distilbert",
+)
 
 
 def free_port() -> int:
@@ -91,7 +96,10 @@ def env() -> dict[str, str]:
 
 
 def metrics(folder: Path) -> dict:
-    return json.loads((folder / "metrics/train_distilbert.json").read_text())
+    """The stage's record of a run: its summary, with the validation metrics."""
+    validation = json.loads((folder / "metrics/validation/distilbert.json").read_text())
+    summary = json.loads((folder / "summaries/train_distilbert.json").read_text())
+    return {**summary, "validation": validation}
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +154,7 @@ def test_only_global_rank_zero_writes_the_outs(trained: dict) -> None:
         assert not (trained["other"] / out).exists(), out
     assert not (trained["other"] / "models").exists()
     assert not (trained["other"] / "metrics").exists()
+    assert not (trained["other"] / "summaries").exists()
     assert not trained["checkpoints"].exists()  # removed by rank 0 once the run finished
 
 
