@@ -15,6 +15,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -139,12 +140,22 @@ def png_pixels(path: Path) -> tuple[int, int, np.ndarray]:
     return width, height, np.frombuffer(zlib.decompress(idat), dtype=np.uint8)
 
 
-def test_chromium_draws_the_confusion_matrices_and_the_roc_curve(
-    browser_deps: None, plots_repo: Path, tmp_path: Path
-) -> None:
+def chromium(tmp_path: Path):
+    """A headless Chromium, offline, with a profile of its own."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def test_chromium_draws_the_confusion_matrices_and_the_roc_curve(
+    browser_deps: None, plots_repo: Path, tmp_path: Path
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -159,11 +170,7 @@ def test_chromium_draws_the_confusion_matrices_and_the_roc_curve(
     # curves of train_distilbert have no data here).
     assert expected_plots >= 6
 
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = chromium(tmp_path)
     try:
         driver.get(page.as_uri())
         WebDriverWait(driver, 60).until(
@@ -220,3 +227,47 @@ def test_chromium_draws_the_confusion_matrices_and_the_roc_curve(
     assert screenshot.stat().st_size > 20_000
     # Not a blank page: the plots put many distinct byte values in the image.
     assert len(np.unique(pixels)) > 50
+
+
+def test_make_offline_plots_makes_dvc_plots_show_render_with_no_network(
+    browser_deps: None, plots_repo: Path, tmp_path: Path
+) -> None:
+    """`make offline-plots` (scripts/offline_plots.sh) sets DVC's template: a plain
+    `dvc plots show` then writes a page that loads only local files, and it draws."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    (plots_repo / "scripts").mkdir()
+    shutil.copy2(PROJECT_ROOT / "scripts/offline_plots.sh", plots_repo / "scripts")
+    # The copies `make browser-deps` fetched, so that the script has nothing to download.
+    (plots_repo / ".cache").mkdir()
+    (plots_repo / ".cache/vega").symlink_to(PROJECT_ROOT / ".cache/vega")
+    result = subprocess.run(
+        ["bash", "scripts/offline_plots.sh"],
+        cwd=plots_repo,
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "dvc plots show now renders offline" in result.stdout
+
+    out_dir = tmp_path / "rendered"
+    dvc(plots_repo, "plots", "show", "-o", str(out_dir))
+    page = (out_dir / "index.html").read_text(encoding="utf-8")
+    sources = re.findall(r'<script src="([^"]+)"', page)
+    assert len(sources) == 3 and all(src.startswith("file://") for src in sources), sources
+    expected_plots = page.count("vegaEmbed('#")
+    assert expected_plots >= 6
+
+    driver = chromium(tmp_path)
+    try:
+        driver.get((out_dir / "index.html").as_uri())
+        WebDriverWait(driver, 60).until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, ".marks")) >= expected_plots
+        )
+    finally:
+        driver.quit()
