@@ -34,7 +34,6 @@ from dvc.dependency.param import ParamsDependency
 from dvc.dvcfile import load_file
 from dvc.repo import Repo
 from dvc.stage import PipelineStage
-from dvc.utils import serialize
 from helpers import dvc, git, make_project_repo, subprocess_env, write_aclimdb
 
 # Keys of JSON outs that measure time, not the model: a rerun changes them, so comparisons
@@ -43,15 +42,10 @@ from helpers import dvc, git, make_project_repo, subprocess_env, write_aclimdb
 TIMING_KEY = re.compile(r"(_s|_per_s|_seconds|_per_second|runtime)$")
 # Where atomic_path (stages/common.py) writes before the rename: `.NAME.tmp-PID`.
 TMP_SIBLING = ".{name}.tmp-*"
+PARAMS = "params.yaml"
 
 
 # --------------------------------------------------------------------------- pipeline
-
-
-def load_yaml(path: Path) -> Any:
-    """A YAML file parsed as DVC parses its own (for files the tests read as plain data;
-    stages, outs and the lock are read through DVC's API below)."""
-    return serialize.load_yaml(str(path))
 
 
 @contextmanager
@@ -83,6 +77,23 @@ def declared_outs(repo: Path) -> dict[str, dict[str, dict[str, Any]]]:
             }
             for stage in _pipeline(dvc_repo)
         }
+
+
+def stage_specs(repo: Path) -> dict[str, dict[str, Any]]:
+    """{stage: {"cmd", "deps" (paths, params.yaml excluded), "params" (params.yaml keys or
+    sections)}} as dvc.yaml declares them."""
+    with open_dvc_repo(repo) as dvc_repo:
+        specs = {}
+        for stage in _pipeline(dvc_repo):
+            params = [d for d in stage.deps if isinstance(d, ParamsDependency)]
+            specs[stage.name] = {
+                "cmd": stage.cmd,
+                "deps": [d.def_path for d in stage.deps if not isinstance(d, ParamsDependency)],
+                "params": [
+                    key for d in params if Path(d.def_path).name == PARAMS for key in d.params
+                ],
+            }
+        return specs
 
 
 def _overlaps(a: str, b: str) -> bool:
@@ -144,6 +155,23 @@ def lock_outs(repo: Path) -> dict[str, str]:
             for stage in _pipeline(dvc_repo)
             for out in stage.outs
             if out.hash_info
+        }
+
+
+def lock_record(repo: Path, skip: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """What dvc.lock records of each stage: the hashes of its deps and outs (but those in
+    `skip`) and the values of its params."""
+    with open_dvc_repo(repo) as dvc_repo:
+        return {
+            stage.name: {
+                "deps": {dep.def_path: dep.hash_info.value for dep in stage.deps},
+                "outs": {
+                    out.def_path: out.hash_info.value
+                    for out in stage.outs
+                    if out.def_path not in skip
+                },
+            }
+            for stage in _pipeline(dvc_repo)
         }
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from dvc_helpers import Reference, clone_with_cache, pipeline_stages
 from evaluate_workspace import build_workspace, chdir
-from helpers import PROJECT_ROOT, dvc, run, set_params, read_test_metrics
+from helpers import PROJECT_ROOT, dvc, read_test_metrics, run, set_params
 
 from stages import evaluate
 from stages.errors import StageError

@@ -11,9 +11,9 @@ import pytest
 from dvc_helpers import (
     Reference,
     clone_with_cache,
-    load_yaml,
     lock_outs,
     pipeline_stages,
+    stage_specs,
 )
 from helpers import PROJECT_ROOT, dvc
 
@@ -30,26 +30,15 @@ def _leaf_keys(params: dict[str, Any], prefix: str = "") -> list[str]:
     return keys
 
 
-def _declared_params(dvc_yaml: dict[str, Any]) -> dict[str, list[str]]:
+def _declared_params(repo: Path) -> dict[str, list[str]]:
     """{stage: the params.yaml keys or sections it declares}."""
-    declared = {}
-    for stage, spec in dvc_yaml["stages"].items():
-        keys = []
-        for entry in spec.get("params", []):
-            if isinstance(entry, str):
-                keys.append(entry)
-            else:  # {params file: [keys]}
-                for file, names in entry.items():
-                    if Path(file).name == "params.yaml":
-                        keys += list(names or [])
-        declared[stage] = keys
-    return declared
+    return {stage: spec["params"] for stage, spec in stage_specs(repo).items()}
 
 
 def test_every_param_is_read_by_a_stage() -> None:
     # `dvc exp run -S key=value` only reruns stages that declare the key (or its section)
     # in dvc.yaml: a param no stage declares would change nothing.
-    declared = _declared_params(load_yaml(PROJECT_ROOT / "dvc.yaml"))
+    declared = _declared_params(PROJECT_ROOT)
     covers = [key for keys in declared.values() for key in keys]
     orphans = [
         key
@@ -61,7 +50,7 @@ def test_every_param_is_read_by_a_stage() -> None:
 
 def test_exp_run_set_param_and_exp_show(reference: Reference, tmp_path: Path) -> None:
     repo = clone_with_cache(reference.repo, tmp_path / "repo")
-    declared = _declared_params(load_yaml(repo / "dvc.yaml"))
+    declared = _declared_params(repo)
     assert "train_distilbert" in declared.get("train_distilbert", []), "train_distilbert must exist"
 
     run = dvc(repo, "exp", "run", "-n", "lr-5e-5", "-S", "train_distilbert.learning_rate=5e-5")

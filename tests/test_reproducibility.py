@@ -18,7 +18,7 @@ from dvc_helpers import (
     assert_same_run,
     clone,
     dvc_status,
-    load_yaml,
+    lock_record,
     pipeline_stages,
     snapshot,
 )
@@ -42,12 +42,5 @@ def test_two_forced_runs_give_identical_lock_and_metrics(
     # metrics files that hold timing keys may differ (none do when the stages leave
     # timings out of their metrics).
     timed = reference.snapshot.timed()
-    assert _lock_without(repo, timed) == _lock_without(reference.repo, timed)
+    assert lock_record(repo, timed) == lock_record(reference.repo, timed)
     assert dvc_status(repo) == {}
-
-
-def _lock_without(repo: Path, paths: set[str]) -> dict:
-    lock = load_yaml(repo / "dvc.lock")
-    for stage in lock["stages"].values():
-        stage["outs"] = [out for out in stage.get("outs", []) if out["path"] not in paths]
-    return lock

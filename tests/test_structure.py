@@ -3,19 +3,13 @@ missing one would leave results stale, an extra one would retrain a model for no
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from dvc_helpers import Reference, clone_with_cache, load_yaml
+from dvc_helpers import Reference, clone_with_cache, stage_specs
 from helpers import PROJECT_ROOT
 from import_closure import import_closure
 
 CODE_DIR = "stages/"
 MAX_MODULE_LINES = 300
-
-
-def stage_specs(root: Path) -> dict[str, dict]:
-    return load_yaml(root / "dvc.yaml")["stages"]
 
 
 def entry_module(cmd: str) -> str:
@@ -26,7 +20,7 @@ def entry_module(cmd: str) -> str:
 
 
 def declared_code(spec: dict) -> set[str]:
-    return {str(dep) for dep in spec.get("deps", []) if str(dep).startswith(CODE_DIR)}
+    return {dep for dep in spec["deps"] if dep.startswith(CODE_DIR)}
 
 
 @pytest.mark.parametrize("stage", list(stage_specs(PROJECT_ROOT)))
