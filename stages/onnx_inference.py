@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,9 +144,11 @@ def int8_size_mb(model_dir: Path = ONNX_DIR) -> float:
     return round(sum(p.stat().st_size for p in files) / 1e6, 3)
 
 
-def onnx_proba(model_dir: Path, texts: Sequence[str], batch_size: int) -> np.ndarray:
-    """P(positive) of `texts` (cleaned) by the int8 model in `model_dir`, each cut as
-    training cut its reviews."""
+def onnx_scorer(
+    model_dir: Path, threads: int | None = None
+) -> Callable[[Sequence[str], int], np.ndarray]:
+    """Load the int8 model in `model_dir` once; return a function from cleaned texts and a
+    batch size to P(positive), each text cut as training cut its reviews."""
     from transformers import PretrainedConfig
 
     refuse_remote_code(model_dir)
@@ -154,11 +156,20 @@ def onnx_proba(model_dir: Path, texts: Sequence[str], batch_size: int) -> np.nda
     cut = read_cut_config(model_dir)
     check_fits_model(cut, PretrainedConfig.from_dict(model_config(model_dir)), str(model_dir))
     tokenizer = load_tokenizer(str(model_dir), param=None)
-    session = load_session(model_dir / INT8_FILE)
+    session = load_session(model_dir / INT8_FILE, threads)
     cutter = IdCutter(tokenizer, cut)
-    encoded = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
-    input_ids = [cutter(ids) for ids in encoded]
-    logits = onnx_logits(
-        session, input_ids, pad_token_id=tokenizer.pad_token_id, batch_size=batch_size
-    )
-    return positive_proba(logits)
+
+    def proba(texts: Sequence[str], batch_size: int) -> np.ndarray:
+        encoded = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        input_ids = [cutter(ids) for ids in encoded]
+        logits = onnx_logits(
+            session, input_ids, pad_token_id=tokenizer.pad_token_id, batch_size=batch_size
+        )
+        return positive_proba(logits)
+
+    return proba
+
+
+def onnx_proba(model_dir: Path, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """P(positive) of `texts` (cleaned) by the int8 model in `model_dir`."""
+    return onnx_scorer(model_dir)(texts, batch_size)

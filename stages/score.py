@@ -2,6 +2,7 @@
 
     python -m stages.score reviews/ --model linear --output scores/
     imdb-score 'crawl/*.parquet' --model distilbert --output scores/ --address head:6379
+    imdb-score reviews/ --model distilbert --backend onnx-int8 --output scores/
 
 INPUT is a Parquet file, a folder of them or a glob, with a `text` column; every other
 column (ids, dates, ...) is kept. DIR receives a Parquet dataset, one `part-NNNNNN.parquet`
@@ -11,8 +12,10 @@ and `score` (P(positive), float64). Input columns named `label` or `score` are k
 
 Each review is cleaned as `prepare` cleaned the training reviews and, for DistilBERT, cut
 as `tokenize` cut them (the model folder's `tokenize_config.json`), with the same functions
-`predict` and `evaluate` use. A review that is null or empty after cleaning is not scored:
-it is counted, its file and rows named on stderr, and the run goes on.
+`predict` and `evaluate` use. DistilBERT runs with torch (bf16 autocast where the hardware
+has bf16) or, with `--backend onnx-int8`, as the int8 ONNX copy in models/distilbert-onnx.
+A review that is null or empty after cleaning is not scored: it is counted, its file and
+rows named on stderr, and the run goes on.
 
 The run connects to `--address` (else RAY_ADDRESS, else starts Ray on this machine), scores
 with one actor per CPU (per GPU for DistilBERT on a GPU cluster) and streams: memory stays
@@ -39,14 +42,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from stages.classical import pipeline_positive_proba as pipeline_proba
+from stages.backends import BACKENDS, model_dir_for
+from stages.classical import pipeline_positive_proba
 from stages.classical_store import MODEL_FILE, load_classical_model
 from stages.cleaning import CleaningParams, clean_text
 from stages.cutting import TokenizeParams, read_cut_config, tokenize_texts
 from stages.errors import StageError, run_stage
-from stages.hub import is_local_path, load_tokenizer
+from stages.hub import is_local_path, load_classifier, load_tokenizer
 from stages.inference import pick_device, predict_logits
-from stages.metrics import positive_proba as logits_proba
+from stages.metrics import positive_proba
+from stages.onnx_inference import onnx_scorer
 from stages.params import ModelParams, load_params, load_section, load_subset
 from stages.paths import MODELS_DIR, PARAMS_FILE
 from stages.predict import MODEL_CHOICES, check_model_dir
@@ -75,6 +80,7 @@ class ScoreSettings:
     """What a scoring worker needs (sent to every actor; paths absolute)."""
 
     kind: str
+    backend: str
     model_dir: str
     tokenizer: str | None
     batch_size: int
@@ -86,13 +92,15 @@ def load_scorer(settings: ScoreSettings) -> Proba:
     """Load the model once; return a function from cleaned reviews to P(positive), which
     computes what `predict` computes (same tokenizer, cut, model and probabilities)."""
     model_dir = Path(settings.model_dir)
+    if settings.backend == "onnx-int8":
+        # One thread a session: the pool runs one actor per CPU.
+        onnx_proba = onnx_scorer(model_dir, threads=1)
+        return lambda texts: onnx_proba(texts, settings.batch_size)
     if settings.kind == "distilbert":
-        from transformers import AutoModelForSequenceClassification
-
         check_model_dir(model_dir, "config.json")
         cut = read_cut_config(model_dir)
-        tokenizer = load_tokenizer(str(model_dir))
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        tokenizer = load_tokenizer(str(model_dir), param=None)
+        model = load_classifier(str(model_dir), param=None).eval()
         label2id = {name.upper(): idx for idx, name in model.config.id2label.items()}
         if label2id.get("POSITIVE") != 1:
             raise StageError(f"{model_dir}: config.json's id2label is not NEGATIVE/POSITIVE")
@@ -107,7 +115,7 @@ def load_scorer(settings: ScoreSettings) -> Proba:
                 batch_size=settings.batch_size,
                 device=device,
             )
-            return logits_proba(logits)
+            return positive_proba(logits)
 
         return transformer
 
@@ -122,7 +130,7 @@ def load_scorer(settings: ScoreSettings) -> Proba:
         # Whole-review tokens beside the text, as `tokenize` wrote them for training.
         tokens = tokenize_texts(texts, tokenizer, TokenizeParams(), desc="tokens")["tokens"]
         frame = pd.DataFrame({"text": texts, "tokens": tokens})
-        return np.asarray(pipeline_proba(pipeline, frame), dtype=np.float64)
+        return np.asarray(pipeline_positive_proba(pipeline, frame), dtype=np.float64)
 
     return classical
 
@@ -158,6 +166,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("input", help="a Parquet file, a folder of them, or a glob (quoted)")
     parser.add_argument("--model", choices=MODEL_CHOICES, default="distilbert")
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default="torch", help="distilbert: torch or onnx-int8"
+    )
     parser.add_argument("--output", required=True, type=Path, help="folder for the scores")
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--address", help="Ray cluster (default: RAY_ADDRESS, else local)")
@@ -191,16 +202,18 @@ def score(args: argparse.Namespace) -> dict[str, float | int]:
     import_ray()  # before any work: one line if Ray is missing
     params = load_params() if PARAMS_FILE.exists() else {}
     prepare = load_subset(params, "prepare", CleaningParams)
-    model_dir = (args.models_dir / args.model).resolve()
-    check_model_dir(model_dir, "config.json" if args.model == "distilbert" else MODEL_FILE)
+    default_dir, needed = model_dir_for(args.model, args.backend, None)
+    model_dir = (args.models_dir / default_dir.name).resolve()
+    check_model_dir(model_dir, needed)
     tokenizer = None
     if args.model != "distilbert":
         tokenizer = absolute(args.tokenizer or load_section(params, "model", ModelParams).name)
     settings = ScoreSettings(
-        args.model, str(model_dir), tokenizer, args.batch_size, args.device, prepare
+        args.model, args.backend, str(model_dir), tokenizer, args.batch_size, args.device, prepare
     )
     identity = {
         "model": args.model,
+        "backend": args.backend,
         "model_dir": str(model_dir),
         "model_sha256": hash_folder(model_dir),
         "tokenizer": tokenizer,
@@ -220,7 +233,8 @@ def score(args: argparse.Namespace) -> dict[str, float | int]:
     if pending:
         connect(args.address)
         cpus, gpus = cluster_resources()
-        use_gpu = args.model == "distilbert" and gpus > 0 and args.device != "cpu"
+        torch_model = args.model == "distilbert" and args.backend == "torch"
+        use_gpu = torch_model and gpus > 0 and args.device != "cpu"
         pool = size_pool(cpus, gpus, use_gpu, args.workers)
         log.info("cluster: %g CPUs, %g GPUs; %s", cpus, gpus, pool)
         by_index = {unit.index: unit for unit in pending}

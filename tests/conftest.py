@@ -3,7 +3,9 @@ reference run of the whole tiny pipeline. The plain helpers they use live in hel
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,15 @@ from helpers import (
     make_reviews,
     write_aclimdb,
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist the workers share the CPUs: torch in each of them, and in the
+    stages they start, uses one thread, or oversubscribed threads slow every test down."""
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        os.environ["OMP_NUM_THREADS"] = "1"
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

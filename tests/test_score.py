@@ -26,11 +26,13 @@ import pytest
 from evaluate_workspace import fine_tune
 from helpers import make_review, make_reviews, subprocess_env
 
-from stages import predict
+from stages import export_onnx, predict
 from stages.classical_store import save_classical_model
 from stages.cleaning import CleaningParams
 from stages.cutting import TokenizeParams, tokenize_texts
+from stages.export_onnx import ExportParams
 from stages.hub import load_tokenizer
+from stages.onnx_inference import onnx_proba
 from stages.review_io import Reviews
 from stages.train_linear import LinearParams
 from stages.train_linear import build_pipeline as linear_pipeline
@@ -184,19 +186,22 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Pa
     return root
 
 
-def score_command(corpus: Path, kind: str, out: Path) -> list[str]:
+def score_command(corpus: Path, kind: str, out: Path, backend: str = "torch") -> list[str]:
     return [
         sys.executable, "-m", "stages.score", str(corpus / "input"), "--model", kind,
-        "--models-dir", str(corpus / "models"), "--tokenizer", str(corpus / "models/distilbert"),
+        "--backend", backend, "--models-dir", str(corpus / "models"),
+        "--tokenizer", str(corpus / "models/distilbert"),
         "--output", str(out), "--rows-per-file", str(ROWS_PER_FILE), "--batch-size", "16",
     ]  # fmt: skip
 
 
-def run_score(corpus: Path, kind: str, out: Path, address: str) -> tuple[dict, str]:
+def run_score(
+    corpus: Path, kind: str, out: Path, address: str, backend: str = "torch"
+) -> tuple[dict, str]:
     """Run the score command on the cluster (from a folder with no params.yaml: the default
     cleaning); return its JSON summary and its stderr."""
     result = subprocess.run(
-        score_command(corpus, kind, out),
+        score_command(corpus, kind, out, backend),
         cwd=corpus,
         env=cluster_env(address),
         capture_output=True,
@@ -212,15 +217,17 @@ def read_scores(out: Path) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(path) for path in parts], ignore_index=True)
 
 
-def expected_scores(corpus: Path, kind: str) -> pd.DataFrame:
+def expected_scores(corpus: Path, kind: str, backend: str = "torch") -> pd.DataFrame:
     """What the predict command's code gives, in this one process: the reviews cleaned by
-    clean_reviews, scored by transformer_proba / classical_proba."""
+    clean_reviews, scored by transformer_proba / onnx_proba / classical_proba."""
     frames = [pd.read_parquet(path) for path in sorted((corpus / "input").glob("*.parquet"))]
     reviews = pd.concat(frames, ignore_index=True)
     texts = ["" if pd.isna(text) else text for text in reviews["text"]]  # as predict reads
     positions, cleaned = predict.clean_reviews(Reviews(texts=list(texts)), CleaningParams())
     model_dir = corpus / "models" / kind
-    if kind == "distilbert":
+    if backend == "onnx-int8":
+        proba = onnx_proba(corpus / "models/distilbert-onnx", cleaned, batch_size=16)
+    elif kind == "distilbert":
         proba = predict.transformer_proba(model_dir, cleaned, batch_size=16)
     else:
         proba = predict.classical_proba(model_dir, cleaned, str(corpus / "models/distilbert"))
@@ -273,6 +280,23 @@ def test_every_model_kind_matches_predict(corpus: Path, ray_address: str, kind: 
     tolerance = 2e-6 if kind == "distilbert" else 1e-12
     np.testing.assert_allclose(got["score"], expected["score"], rtol=0, atol=tolerance)
     assert got["score"].std() > 0.01  # the models say different things about different reviews
+
+
+def test_the_int8_onnx_backend_scores_as_predict_does(corpus: Path, ray_address: str) -> None:
+    models = corpus / "models"
+    export_onnx.export(models / "distilbert", models / "distilbert-onnx", ExportParams())
+    out = corpus / "scores-onnx-int8"
+    summary, _ = run_score(corpus, "distilbert", out, ray_address, backend="onnx-int8")
+    assert summary["rows"] == 400 and summary["bad_rows"] == 4
+    got = read_scores(out)
+    expected = expected_scores(corpus, "distilbert", backend="onnx-int8")
+    pd.testing.assert_frame_equal(
+        got.drop(columns=["label", "score"]), expected.drop(columns=["label", "score"])
+    )
+    # Dynamic int8 quantises each batch's activations with a scale of their own, and score
+    # batches each unit apart: close, not equal, to predict's one pass over all the reviews.
+    assert (got["label"] == expected["label"]).mean() >= 0.95
+    np.testing.assert_allclose(got["score"], expected["score"], rtol=0, atol=0.05)
 
 
 def test_killed_run_resumes_to_the_same_files(linear_run, corpus: Path, ray_address: str) -> None:
