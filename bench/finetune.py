@@ -18,10 +18,13 @@ Prints a JSON object on its last line: accuracy, train_reviews_per_s and the set
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
 from pathlib import Path
+
+import numpy as np
 
 from bench.project import IMDB_DIR, OFFLINE_ENV, STAND_IN_MODEL, require, temp_project
 from stages import prepare, tokenize
@@ -95,9 +98,20 @@ def main() -> None:
         model = AutoModelForSequenceClassification.from_pretrained(MODEL_DIR)
         tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
         eval_args = build_training_arguments(config, seed, output_dir=str(workdir / "eval"))
-        scored = build_trainer(
+        # predict() scores as evaluate() does and also returns the predictions, whose digest
+        # (with the weights') shows whether two runs' models predict the same labels.
+        predicted = build_trainer(
             eval_args, model, tokenizer, eval_group_by_length=config.eval_group_by_length
-        ).evaluate(test)
+        ).predict(test, metric_key_prefix="eval")
+        scored = predicted.metrics
+        labels = np.asarray(predicted.predictions)
+        labels = labels.argmax(-1) if labels.ndim == 2 else labels
+        digests = {
+            "predictions_sha256": hashlib.sha256(labels.astype(np.int64).tobytes()).hexdigest(),
+            "model_sha256": hashlib.sha256(
+                (MODEL_DIR / "model.safetensors").read_bytes()
+            ).hexdigest(),
+        }
 
     train_seconds = trained["train_runtime"]
     figures = {
@@ -108,6 +122,7 @@ def main() -> None:
         "train_reviews_per_s": round(args.train_reviews * args.epochs / train_seconds, 2),
         "train_seconds": round(train_seconds, 1),
         "test_reviews_per_s": round(scored["eval_samples_per_second"], 2),
+        **digests,
         "settings": {
             "model": args.model.name,
             "max_length": args.max_length,
