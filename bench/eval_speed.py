@@ -27,6 +27,7 @@ ratio, same_predictions.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
@@ -187,6 +188,11 @@ def main() -> None:
                 "project_reviews_per_s": round(project_rate, 3),
                 "ratio": round(ratio, 3),
                 "same_predictions": same,
+                # Digests of the project's labels and logits, to compare runs of two versions.
+                "project_labels_sha256": hashlib.sha256(
+                    project_labels.astype(np.int64).tobytes()
+                ).hexdigest(),
+                "project_logits_sha256": hashlib.sha256(project_logits.tobytes()).hexdigest(),
             }
         )
     )

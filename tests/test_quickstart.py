@@ -106,3 +106,8 @@ def test_make_quick_then_share_to_a_clean_clone(tmp_path: Path, tiny_model_dir: 
     rerun = dvc(clone, "repro")
     assert "Running stage" not in rerun.stdout, rerun.stdout
     assert (clone / "models/distilbert/model.safetensors").exists()
+    # Review works in the clone: a row per model and split, and no change against main.
+    shown = dvc(clone, "metrics", "show").stdout
+    assert all(f"metrics/test/{name}.json" in shown for name in ("rf", "linear", "distilbert"))
+    assert max(len(line) for line in shown.splitlines()) <= 120, shown  # fits a terminal
+    assert dvc(clone, "metrics", "diff", "main").stdout.strip() == ""
