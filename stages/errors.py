@@ -39,10 +39,14 @@ def one_line(text: object, limit: int = 300) -> str:
 
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's main(); a StageError (or a disk or permission error) becomes one
-    `error:` line and exit status 1."""
+    `error:` line and exit status 1, Ctrl-C the line `error: interrupted` and status 130."""
     setup_logging()
     try:
         main()
+    except KeyboardInterrupt:
+        # Outs are written atomically: an interrupted stage leaves no half-written one.
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
     except StageError as exc:
         print(f"error: {one_line(exc, 2000)}", file=sys.stderr)
         sys.exit(1)

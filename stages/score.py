@@ -221,6 +221,9 @@ def score(args: argparse.Namespace) -> dict[str, float | int]:
     }
     files = list_input_files(args.input)
     check_schemas(files)
+    if tokenizer is not None:
+        # Here, in one line, rather than as a traceback from every worker's start-up.
+        load_tokenizer(tokenizer, param="--tokenizer" if args.tokenizer else "model.name")
     plan = make_plan(files, args.rows_per_file, identity)
     out_dir = args.output.expanduser().resolve()
     done = open_output(out_dir, plan)

@@ -73,6 +73,29 @@ def test_no_out_is_replaced_unless_all_are_written(
     assert after == before  # the old model and metrics are both still there, unchanged
 
 
+def test_ctrl_c_while_the_outs_are_written_is_one_line_and_changes_nothing(
+    in_tmp_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_params(in_tmp_project / "params.yaml", TINY_PARAMS)
+    write_frames(in_tmp_project)
+    train_linear.main()
+    before = tree(in_tmp_project)
+
+    def interrupted(payload: object) -> str:
+        raise KeyboardInterrupt
+
+    set_params(in_tmp_project / "params.yaml", {"train_linear.C": 0.5})
+    monkeypatch.setattr(classical_training, "json_text", interrupted)
+    with pytest.raises(SystemExit) as exited:
+        run_stage(train_linear.main)
+    assert exited.value.code == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: interrupted"
+    after = tree(in_tmp_project)
+    after.pop("params.yaml")
+    before.pop("params.yaml")
+    assert after == before  # no half-written out, no temporary sibling left
+
+
 def test_a_training_split_smaller_than_the_folds_still_trains(in_tmp_project: Path) -> None:
     set_params(in_tmp_project / "params.yaml", TINY_PARAMS)
     tiny = make_reviews(6, seed=3)  # 3 reviews of each class: fewer than 5 folds

@@ -199,3 +199,5 @@ def test_missing_model_and_input_are_one_line(
         capsys, "nothing-*.parquet", "--model", "linear", "--output", "o", "--tokenizer", "t"
     )
     assert line == "error: nothing-*.parquet: no Parquet files there"
+    line = call(capsys, str(path), "--model", "linear", "--output", "o", "--tokenizer", "./none")
+    assert line == f"error: --tokenizer={str(tmp_path / 'none')!r}: no such folder", line
