@@ -4,16 +4,12 @@ reference run of the whole tiny pipeline. The plain helpers they use live in hel
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from dvc_helpers import Reference, reference_run
-from filelock import FileLock
 from helpers import (
     PROJECT_ROOT,
     build_tiny_model,
@@ -32,33 +28,10 @@ def pytest_configure(config: pytest.Config) -> None:
             sys.modules["torch"].set_num_threads(1)
 
 
-T = TypeVar("T")
-
-
-def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[], T]) -> T:
-    """`build()`, run once per session: under pytest-xdist the first worker that needs it
-    builds it and the others read what it saved (pickled, in the workers' shared temporary
-    folder), so the costly session fixtures are not built once per worker."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        return build()
-    shared = tmp_path_factory.getbasetemp().parent
-    saved = shared / f"{name}.pickle"
-    with FileLock(shared / f"{name}.lock"):
-        if saved.exists():
-            return pickle.loads(saved.read_bytes())
-        value = build()
-        saved.write_bytes(pickle.dumps(value))
-        return value
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     texts = make_reviews(200, seed=123)["text"].tolist()
-    return built_once(
-        tmp_path_factory,
-        "tiny-distilbert",
-        lambda: build_tiny_model(tmp_path_factory.mktemp("tiny-distilbert"), texts),
-    )
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-distilbert"), texts)
 
 
 @pytest.fixture
@@ -80,6 +53,4 @@ def in_tmp_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def reference(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Reference:
     """The whole tiny pipeline, run once per session from nothing and committed: the run
     every other run is compared with, and what tests clone instead of running it again."""
-    return built_once(
-        tmp_path_factory, "reference", lambda: reference_run(tmp_path_factory, tiny_model_dir)
-    )
+    return reference_run(tmp_path_factory, tiny_model_dir)
