@@ -210,8 +210,7 @@ def file_digests(path: Path) -> dict[str, str]:
 @dataclass(frozen=True)
 class Snapshot:
     """What a run produced: dvc.lock's hash of every out, the bytes of every out, and its
-    JSON outs, metrics/*.json and timings/*.json (parsed; `metrics` without timing keys,
-    `raw_metrics` as written)."""
+    JSON file outs (parsed; `metrics` without timing keys, `raw_metrics` as written)."""
 
     lock: dict[str, str]
     files: dict[str, dict[str, str]]
