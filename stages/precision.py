@@ -2,11 +2,13 @@
 instructions (Intel AMX, or AVX512-BF16 on Intel and AMD), and never elsewhere.
 
 On a CPU without them, bf16 is emulated in fp32 and converted back and forth: slower
-than fp32 and less exact, so such a CPU always runs fp32.
+than fp32 and less exact, so such a CPU always runs fp32. `IMDB_SENTIMENT_CPU_BF16=0` in the
+environment keeps a CPU that has them in fp32 too (to compare runs bit for bit).
 """
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 # /proc/cpuinfo flags of the instructions that do bf16 matrix work in hardware.
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 CPUINFO = Path("/proc/cpuinfo")
+CPU_BF16_ENV = "IMDB_SENTIMENT_CPU_BF16"
 
 
 def cpuinfo_flags(cpuinfo: Path | None = None) -> set[str]:
@@ -52,7 +55,8 @@ def uses_bf16(device: Any, bf16: bool) -> bool:
         import torch
 
         return bool(torch.cuda.is_bf16_supported())
-    return device.type == "cpu" and cpu_supports_bf16()
+    cpu_bf16_off = os.environ.get(CPU_BF16_ENV) == "0"
+    return device.type == "cpu" and not cpu_bf16_off and cpu_supports_bf16()
 
 
 def bf16_autocast(device: Any, bf16: bool) -> AbstractContextManager[Any]:

@@ -18,10 +18,15 @@ from helpers import (
     write_aclimdb,
 )
 
+from stages.precision import CPU_BF16_ENV
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist the workers share the CPUs: torch in each of them, and in the
     stages they start, uses one thread, or oversubscribed threads slow every test down."""
+    # The same numbers on every CPU: fp32 even where the CPU does bf16 (tests of that
+    # choice set the answer themselves).
+    os.environ[CPU_BF16_ENV] = "0"
     if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
         os.environ["OMP_NUM_THREADS"] = "1"
         if "torch" in sys.modules:

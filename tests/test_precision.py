@@ -20,6 +20,8 @@ CPU = torch.device("cpu")
 def detection(monkeypatch: pytest.MonkeyPatch):
     """Set what the CPU check answers: `detection(True)` for a CPU with bf16."""
 
+    monkeypatch.delenv(precision.CPU_BF16_ENV, raising=False)
+
     def answer(supported: bool) -> None:
         monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: supported)
 
@@ -55,6 +57,15 @@ def test_cpu_bf16_is_detected_from_torch_or_cpuinfo(
         assert precision.cpu_supports_bf16() is expected
     finally:
         precision.cpu_supports_bf16.cache_clear()
+
+
+def test_the_environment_keeps_a_bf16_cpu_in_fp32(
+    detection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    detection(True)
+    assert precision.uses_bf16(CPU, bf16=True) is True
+    monkeypatch.setenv(precision.CPU_BF16_ENV, "0")
+    assert precision.uses_bf16(CPU, bf16=True) is False
 
 
 @pytest.mark.parametrize("supported", [True, False])
