@@ -33,6 +33,14 @@ def pytest_configure(config: pytest.Config) -> None:
             sys.modules["torch"].set_num_threads(1)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with end-to-end tests first (each file keeps its order): pytest-xdist hands
+    out whole files as workers free up, so the long ones start early and the short ones
+    fill in at the end, rather than one worker finishing a long file alone."""
+    heavy = {item.path for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.path not in heavy)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     texts = make_reviews(200, seed=123)["text"].tolist()
