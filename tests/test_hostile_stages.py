@@ -51,49 +51,55 @@ def test_a_full_disk_is_one_line_naming_the_path(
     assert tree(in_tmp_project) == before  # nothing half-written stays
 
 
-def test_no_out_is_replaced_unless_all_are_written(
-    in_tmp_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def tree_but_params(root: Path) -> dict[str, bytes]:
+    """`tree(root)` less params.yaml, which a test changes between two runs."""
+    files = tree(root)
+    files.pop("params.yaml")
+    return files
+
+
+@pytest.fixture
+def linear_trained(in_tmp_project: Path) -> Path:
+    """A project whose `train_linear` has run once, on the tiny frames."""
     set_params(in_tmp_project / "params.yaml", TINY_PARAMS)
     write_frames(in_tmp_project)
     train_linear.main()
-    (in_tmp_project / "models/notes.md").write_text("beside the outs")
-    before = tree(in_tmp_project)
+    return in_tmp_project
+
+
+def test_no_out_is_replaced_unless_all_are_written(
+    linear_trained: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (linear_trained / "models/notes.md").write_text("beside the outs")
+    before = tree_but_params(linear_trained)
 
     def read_only(payload: object) -> str:
         raise OSError(errno.EROFS, "Read-only file system", "metrics/validation/linear.json")
 
-    set_params(in_tmp_project / "params.yaml", {"train_linear.C": 0.5})
+    set_params(linear_trained / "params.yaml", {"train_linear.C": 0.5})
     monkeypatch.setattr(classical_training, "json_text", read_only)
     line = error_line(capsys, train_linear.main)
     assert line == "error: metrics/validation/linear.json: Read-only file system"
-    after = tree(in_tmp_project)
-    after.pop("params.yaml")
-    before.pop("params.yaml")
-    assert after == before  # the old model and metrics are both still there, unchanged
+    # The old model and metrics are both still there, unchanged.
+    assert tree_but_params(linear_trained) == before
 
 
 def test_ctrl_c_while_the_outs_are_written_is_one_line_and_changes_nothing(
-    in_tmp_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    linear_trained: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    set_params(in_tmp_project / "params.yaml", TINY_PARAMS)
-    write_frames(in_tmp_project)
-    train_linear.main()
-    before = tree(in_tmp_project)
+    before = tree_but_params(linear_trained)
 
     def interrupted(payload: object) -> str:
         raise KeyboardInterrupt
 
-    set_params(in_tmp_project / "params.yaml", {"train_linear.C": 0.5})
+    set_params(linear_trained / "params.yaml", {"train_linear.C": 0.5})
     monkeypatch.setattr(classical_training, "json_text", interrupted)
     with pytest.raises(SystemExit) as exited:
         run_stage(train_linear.main)
     assert exited.value.code == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "error: interrupted"
-    after = tree(in_tmp_project)
-    after.pop("params.yaml")
-    before.pop("params.yaml")
-    assert after == before  # no half-written out, no temporary sibling left
+    # No half-written out, no temporary sibling left.
+    assert tree_but_params(linear_trained) == before
 
 
 def test_a_training_split_smaller_than_the_folds_still_trains(in_tmp_project: Path) -> None:
