@@ -6,7 +6,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(abspath $(VENV))/bin
-# Stages run `python -m stages.X`: put the virtual environment first so that is its Python.
+# Stages run `python -m imdb_sentiment.stages.X`: put the virtual environment first so that is its Python.
 export PATH := $(BIN):$(PATH)
 # No "make[1]: Entering directory" lines in the output when make runs inside make.
 MAKEFLAGS += --no-print-directory

@@ -36,8 +36,8 @@ from bench.project import (
 REPO = Path(__file__).resolve().parents[1]
 
 MODELS = {
-    "rf": ("stages.train_rf", "train_rf", "RFParams"),
-    "linear": ("stages.train_linear", "train_linear", "LinearParams"),
+    "rf": ("imdb_sentiment.classical.forest", "train_rf", "RFParams"),
+    "linear": ("imdb_sentiment.classical.linear", "train_linear", "LinearParams"),
 }
 OFFLINE = {**OFFLINE_ENV, "TOKENIZERS_PARALLELISM": "true"}
 
@@ -80,10 +80,10 @@ def worker(name: str, frame_dir: Path, overrides: dict[str, dict[str, object]]) 
 
     import numpy as np
 
-    from stages.classical import pipeline_positive_proba
-    from stages.classical_training import fit_pipeline, read_frame
-    from stages.errors import setup_logging
-    from stages.params import load_params, load_section, load_shared
+    from imdb_sentiment.classical.features import pipeline_positive_proba
+    from imdb_sentiment.classical.training import fit_pipeline, read_frame
+    from imdb_sentiment.core.logs import setup_logging
+    from imdb_sentiment.core.params import load_params, load_section, load_shared
 
     setup_logging()
     module_name, section, schema_name = MODELS[name]

@@ -4,18 +4,18 @@ ONNX Runtime int8 backends, on one fine-tuned model and the same real test revie
 The model is the pretrained stand-in (`IMDB_BENCH_MODEL`, a 6-layer BERT with DistilBERT's
 vocabulary) fine-tuned as `bench.finetune` does (`--train-reviews`, default 2,000, 256
 tokens, head_tail, 1 epoch, `train_distilbert`'s own code), cached in `--cache` and reused
-when it is there; its ONNX export (`stages.export_onnx`, fused fp32 + dynamic int8) is cached
+when it is there; its ONNX export (the `export_onnx` stage, fused fp32 + dynamic int8) is cached
 beside it. 1,000 test reviews from `IMDB_DATA` (drawn with the seed, cleaned as `prepare`
 does, cut as the model's training cut them) are scored four ways in one run:
 
 - reference: `Trainer.predict` as the Hugging Face recipe evaluates (eval batch 16, the
   reviews in random order, fp32, padding per batch);
-- torch_fp32: `stages.inference.predict_logits` (length-sorted batches, inference mode,
+- torch_fp32: `inference.torch_backend.predict_logits` (length-sorted batches, inference mode,
   the last layer computing only [CLS]), `--batch-size` reviews a batch;
 - torch_bf16: the same with bf16 autocast, which the project uses only on a CPU that does
   bf16 in hardware (AMX or AVX512-BF16): on any other CPU this row runs fp32 again, as
   the project would, unless `--force-bf16` (emulated bf16, to see what it would cost);
-- onnx_int8: the int8 ONNX graph with ONNX Runtime (`stages.onnx_inference`), the same
+- onnx_int8: the int8 ONNX graph with ONNX Runtime (`inference.onnx_backend`), the same
   batching, as many threads as torch.
 
 Last line, one JSON object: per way {reviews_per_s, accuracy}; bf16_same_labels and
@@ -43,14 +43,15 @@ import numpy as np
 from bench import finetune
 from bench.eval_speed import load_reviews, reference_predict
 from bench.project import IMDB_DIR, OFFLINE_ENV, REPO, STAND_IN_MODEL, require, temp_project
-from stages.atomic import atomic_path, json_text
-from stages.cutting import read_cut_config, tokenize_texts
-from stages.evaluate import EvaluateParams
-from stages.export_onnx import ExportParams, export
-from stages.hub import load_tokenizer
-from stages.inference import predict_logits
-from stages.onnx_inference import INT8_FILE, load_session, onnx_logits
-from stages.precision import cpu_supports_bf16
+from imdb_sentiment.core.atomic import atomic_path, json_text
+from imdb_sentiment.inference.onnx_backend import INT8_FILE, load_session, onnx_logits
+from imdb_sentiment.inference.onnx_export import ExportParams, export
+from imdb_sentiment.inference.precision import cpu_supports_bf16
+from imdb_sentiment.inference.test_split import EvaluateParams
+from imdb_sentiment.inference.torch_backend import predict_logits
+from imdb_sentiment.text.cutting import read_cut_config
+from imdb_sentiment.text.tokenizing import tokenize_texts
+from imdb_sentiment.transformer.loading import load_tokenizer
 
 CACHE_DIR = REPO / ".cache" / "bench-finetuned"
 WARMUP_REVIEWS = 8
@@ -61,9 +62,10 @@ def fine_tuned_model(cache: Path, data: Path, model: Path, train_reviews: int) -
     if (cache / "config.json").exists() and (cache / "tokenize_config.json").exists():
         print(f"fine-tuned model: {cache} (cached)", flush=True)
         return cache
-    from stages import prepare, tokenize
-    from stages.params import load_params, load_section, load_shared
-    from stages.train_distilbert import MODEL_DIR, TrainParams, fine_tune
+    from imdb_sentiment.core.params import load_params, load_section, load_shared
+    from imdb_sentiment.stages import prepare, tokenize
+    from imdb_sentiment.transformer.arguments import TrainParams
+    from imdb_sentiment.transformer.fine_tune import MODEL_DIR, fine_tune
 
     print(f"fine-tuning {model.name} into {cache} (once; reused after)", flush=True)
     args = finetune.parse_args(
@@ -130,7 +132,7 @@ def main() -> None:
     labels = reviews["label"].to_numpy()
     tokenizer = load_tokenizer(str(model_dir), param=None)
     cut = read_cut_config(model_dir)
-    ids = tokenize_texts(reviews["text"].tolist(), tokenizer, cut, desc="tokenize")["input_ids"]
+    ids = tokenize_texts(reviews["text"].tolist(), tokenizer, cut)["input_ids"]
     lengths = np.array([len(row) for row in ids])
     threads = torch.get_num_threads()
     cpu_bf16 = cpu_supports_bf16()

@@ -1,7 +1,7 @@
 """Evaluation speed of the transformer: the reference's way against the project's way.
 
 The same model scores the same real test reviews from `../shared/data/imdb` (cleaned as
-`prepare` does, tokenized and cut by `stages.tokenize` with the tokenizer of
+`prepare` does, tokenized and cut by the `tokenize` stage with the tokenizer of
 `../shared/models/all-MiniLM-L6-v2`, which has DistilBERT's vocabulary) twice in one run.
 The model is the pretrained stand-in (the MiniLM encoder from ../shared with a seeded,
 randomly initialised two-label head): its predictions vary from review to review, so
@@ -13,7 +13,7 @@ give every review the same label.
 - reference: `Trainer.predict` as the HF text-classification recipe evaluates: eval batch
   16, the reviews in random order, fp32, `DataCollatorWithPadding` (pad to the longest in
   each batch);
-- project: `stages.inference.predict_logits` (length-sorted batches, dynamic padding,
+- project: `inference.torch_backend.predict_logits` (length-sorted batches, dynamic padding,
   `torch.inference_mode`, `evaluate.batch_size` reviews a batch, the last layer computing
   only the [CLS] position the head reads).
 
@@ -39,12 +39,13 @@ import numpy as np
 import pandas as pd
 
 from bench.project import IMDB_DIR, STAND_IN_MODEL
-from stages.cleaning import clean_text
-from stages.cutting import TokenizeParams, tokenize_texts
-from stages.evaluate import EvaluateParams
-from stages.hub import load_tokenizer
-from stages.inference import pick_device, predict_logits
-from stages.labels import ID2LABEL, LABEL2ID
+from imdb_sentiment.core.labels import ID2LABEL, LABEL2ID
+from imdb_sentiment.inference.test_split import EvaluateParams
+from imdb_sentiment.inference.torch_backend import pick_device, predict_logits
+from imdb_sentiment.text.cleaning import clean_text
+from imdb_sentiment.text.cutting import CutParams
+from imdb_sentiment.text.tokenizing import tokenize_texts
+from imdb_sentiment.transformer.loading import load_tokenizer
 
 TEST_FILE = IMDB_DIR / "test.parquet"
 TOKENIZER_DIR = STAND_IN_MODEL
@@ -123,8 +124,8 @@ def main() -> None:
 
     reviews = load_reviews(args.reviews)
     tokenizer = load_tokenizer(str(TOKENIZER_DIR))
-    config = TokenizeParams()  # the project's defaults: 512 tokens, head_tail 128
-    encoded = tokenize_texts(reviews["text"].tolist(), tokenizer, config, desc="tokenize")
+    config = CutParams()  # the project's defaults: 512 tokens, head_tail 128
+    encoded = tokenize_texts(reviews["text"].tolist(), tokenizer, config)
     input_ids = encoded["input_ids"]
     lengths = np.array([len(ids) for ids in input_ids])
     print(

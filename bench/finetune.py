@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from bench.project import IMDB_DIR, OFFLINE_ENV, STAND_IN_MODEL, require, temp_project
-from stages import prepare, tokenize
-from stages.errors import setup_logging
-from stages.params import load_params, load_section, load_shared
-from stages.paths import TOKENIZED_HF_DIR
-from stages.train_distilbert import MODEL_DIR, TrainParams, build_training_arguments, fine_tune
-from stages.trainer import build_trainer
+from imdb_sentiment.core.logs import setup_logging
+from imdb_sentiment.core.params import load_params, load_section, load_shared
+from imdb_sentiment.core.paths import TOKENIZED_HF_DIR
+from imdb_sentiment.stages import prepare, tokenize
+from imdb_sentiment.transformer.arguments import TrainParams, build_training_arguments
+from imdb_sentiment.transformer.fine_tune import MODEL_DIR, fine_tune
+from imdb_sentiment.transformer.trainer import build_trainer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

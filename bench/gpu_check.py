@@ -9,12 +9,12 @@ to 512 tokens as `tokenize` does. Only speed is measured here; accuracy is measu
 `dvc repro` on the real data.
 
 - train: `--train-steps` optimizer steps with the project's Trainer
-  (`stages.trainer.build_trainer`, the `train` defaults: batch 32, mixed
+  (`transformer.trainer.build_trainer`, the `train` defaults: batch 32, mixed
   precision `auto`, length-grouped batches, dynamic padding) and with the reference's
   settings (batch 16, fp32, random batches);
 - evaluate: the reference's way (`Trainer.predict`, eval batch 16, random order, fp32,
   padding to the longest in each batch) and the project's way
-  (`stages.inference.predict_logits`: length-sorted batches, `evaluate.batch_size`, bf16
+  (`inference.torch_backend.predict_logits`: length-sorted batches, `evaluate.batch_size`, bf16
   where the GPU has it, the last layer computing only [CLS]).
 
 Prints both throughputs and their ratios, and as its last line one JSON object.
@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.eval_speed import reference_predict
-from stages.evaluate import EvaluateParams
-from stages.inference import pick_device, predict_logits
-from stages.labels import ID2LABEL, LABEL2ID
-from stages.train_distilbert import TrainParams, build_training_arguments
-from stages.trainer import build_trainer
+from imdb_sentiment.core.labels import ID2LABEL, LABEL2ID
+from imdb_sentiment.inference.test_split import EvaluateParams
+from imdb_sentiment.inference.torch_backend import pick_device, predict_logits
+from imdb_sentiment.transformer.arguments import TrainParams, build_training_arguments
+from imdb_sentiment.transformer.trainer import build_trainer
 
 REPO = Path(__file__).resolve().parents[1]
 LENGTHS_FILE = REPO / "bench" / "imdb_test_token_lengths.json"

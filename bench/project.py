@@ -6,6 +6,7 @@ the repository root as a module: `python -m bench.NAME`.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from stages.params import update_params_file
+from dvc.utils.hydra import apply_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -46,7 +47,9 @@ def temp_project(
     cwd = Path.cwd()
     try:
         shutil.copy2(REPO / "params.yaml", workdir / "params.yaml")
-        update_params_file(workdir / "params.yaml", dict(settings))
+        # As `dvc exp run -S key=value` sets them (JSON is valid override syntax).
+        overrides = [f"{key}={json.dumps(value)}" for key, value in settings.items()]
+        apply_overrides(workdir / "params.yaml", overrides)
         if chdir:
             os.chdir(workdir)
         yield workdir

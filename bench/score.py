@@ -5,8 +5,8 @@
 Scores every review of the data folder (`--data`, else env IMDB_DATA, else
 ../shared/data/imdb: train, test and unsup, 99,999 reviews) with NB-LR twice:
 - plain: one process, no Ray: reads every file with pandas, cleans the reviews as
-  `prepare` does and calls `stages.predict.classical_proba` on all of them at once;
-- ray: `python -m stages.score DATA --model linear` on a Ray instance it starts on this
+  `prepare` does and calls `inference.scorer.classical_proba` on all of them at once;
+- ray: `imdb-score DATA --model linear` on a Ray instance it starts on this
   machine, with `--workers` scoring actors (default 2).
 Both are timed from process start to exit (imports, model loading and, for Ray, starting
 Ray included); the peak resident memory is each process's own (for Ray: the driver's).
@@ -42,7 +42,7 @@ def input_files(data: Path) -> list[Path]:
 
 
 def clean(texts: list[str]) -> list[str]:
-    from stages.cleaning import CleaningParams, clean_text
+    from imdb_sentiment.text.cleaning import CleaningParams, clean_text
 
     settings = CleaningParams()
     html, whitespace = settings.clean_html, settings.normalize_whitespace
@@ -53,16 +53,17 @@ def train_linear(data: Path, tokenizer_name: str, models_dir: Path) -> float:
     """Fit NB-LR with the stage's defaults on the train split; save it; return seconds."""
     import pandas as pd
 
-    from stages.classical_store import save_classical_model
-    from stages.classical_training import fit_pipeline
-    from stages.cutting import TokenizeParams, tokenize_texts
-    from stages.hub import load_tokenizer
-    from stages.train_linear import LinearParams, build_pipeline
+    from imdb_sentiment.classical.linear import LinearParams, build_pipeline
+    from imdb_sentiment.classical.store import save_classical_model
+    from imdb_sentiment.classical.training import fit_pipeline
+    from imdb_sentiment.text.cutting import CutParams
+    from imdb_sentiment.text.tokenizing import tokenize_texts
+    from imdb_sentiment.transformer.loading import load_tokenizer
 
     started = time.perf_counter()
     train = pd.read_parquet(data / "train.parquet", columns=["text", "label"])
     texts = clean(train["text"].tolist())
-    tokens = tokenize_texts(texts, load_tokenizer(tokenizer_name), TokenizeParams())["tokens"]
+    tokens = tokenize_texts(texts, load_tokenizer(tokenizer_name), CutParams())["tokens"]
     frame = pd.DataFrame({"text": texts, "tokens": tokens, "label": train["label"].to_numpy()})
     pipeline = build_pipeline(LinearParams(), seed=42)
     fit_pipeline(pipeline, frame)
@@ -74,7 +75,7 @@ def plain(data: Path, model_dir: Path, tokenizer_name: str, out: Path) -> None:
     """The baseline, in its own process: every review at once, no Ray."""
     import pandas as pd
 
-    from stages.predict import classical_proba
+    from imdb_sentiment.inference.scorer import classical_proba
 
     frames = [pd.read_parquet(path) for path in input_files(data)]
     reviews = pd.concat(frames, ignore_index=True)
@@ -152,7 +153,7 @@ def main() -> None:
         )  # fmt: skip
         print(f"plain: {plain_s:.1f} s, {rows / plain_s:.0f} reviews/s", flush=True)
         ray_s, ray_mem, stdout = timed(
-            [sys.executable, "-m", "stages.score", str(args.data), "--model", "linear",
+            [sys.executable, "-m", "imdb_sentiment.cli.score", str(args.data), "--model", "linear",
              "--models-dir", str(models_dir), "--tokenizer", args.tokenizer,
              "--output", str(work / "scores"), "--workers", str(args.workers),
              "--rows-per-file", str(args.rows_per_file)],

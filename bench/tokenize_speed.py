@@ -27,9 +27,9 @@ from bench.project import (
     require,
     temp_project,
 )
-from stages import prepare, tokenize
-from stages.errors import setup_logging
-from stages.paths import SPLITS
+from imdb_sentiment.core.logs import setup_logging
+from imdb_sentiment.core.paths import SPLITS
+from imdb_sentiment.stages import prepare, tokenize
 
 
 def timed(function) -> float:

@@ -15,14 +15,14 @@ from pathlib import Path
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from stages.cutting import TokenizeParams
-from stages.evaluate import EvaluateParams
-from stages.export_onnx import ExportParams
-from stages.params import DataParams, ModelParams, SharedParams
-from stages.prepare import PrepareParams
-from stages.train_distilbert import TrainParams
-from stages.train_linear import LinearParams
-from stages.train_rf import RFParams
+from imdb_sentiment.classical.forest import RFParams
+from imdb_sentiment.classical.linear import LinearParams
+from imdb_sentiment.core.params import DataParams, ModelParams, SharedParams
+from imdb_sentiment.data.splits import PrepareParams
+from imdb_sentiment.inference.onnx_export import ExportParams
+from imdb_sentiment.inference.test_split import EvaluateParams
+from imdb_sentiment.text.tokenizing import TokenizeParams
+from imdb_sentiment.transformer.arguments import TrainParams
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "params.md"

@@ -18,7 +18,7 @@ from helpers import (
     write_aclimdb,
 )
 
-from stages.precision import CPU_BF16_ENV
+from imdb_sentiment.inference.precision import CPU_BF16_ENV
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -3,7 +3,7 @@ ONNX export of the transformer, built in-process (no dvc): what `evaluate` and `
 read. Used by test_evaluate.py and test_predict.py.
 
 The classical models are small scikit-learn pipelines over the `text` and `tokens`
-columns saved as `model.skops` with `stages.classical.save_classical_model`; DistilBERT is
+columns saved as `model.skops` with `classical.store.save_classical_model`; DistilBERT is
 conftest's tiny model, briefly fine-tuned here so that its scores are not all alike.
 """
 
@@ -56,7 +56,7 @@ def fine_tune(
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from stages.inference import pad_batch
+    from imdb_sentiment.inference.batching import pad_batch
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
@@ -86,8 +86,8 @@ def build_workspace(root: Path, tiny_model_dir: Path) -> Path:
     import datasets
     import pandas as pd
 
-    from stages import export_onnx, prepare, tokenize
-    from stages.classical_store import save_classical_model
+    from imdb_sentiment.classical.store import save_classical_model
+    from imdb_sentiment.stages import export_onnx, prepare, tokenize
 
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy2(PROJECT_ROOT / "params.yaml", root / "params.yaml")

@@ -21,13 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-
-from stages.params import update_params_file
+from ruamel.yaml import YAML
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # What a clone of the project holds that the pipeline needs (generated outputs excluded).
 PROJECT_FILES = ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", "pyproject.toml")
-PROJECT_DIRS = ("stages", ".dvc", "data/raw")
+PROJECT_DIRS = ("src", ".dvc", "data/raw")
 
 POSITIVE_WORDS = [
     "great",
@@ -190,8 +189,18 @@ def build_tiny_model(out_dir: Path, texts: list[str]) -> Path:
 
 
 def set_params(params_file: Path, updates: Mapping[str, Any]) -> None:
-    """Set dotted keys (`tokenize.max_length`) in a params.yaml, keeping its comments."""
-    update_params_file(params_file, updates)
+    """Set dotted keys (`tokenize.max_length`) in a params.yaml, keeping its comments; a
+    key that does not exist yet is added (to test how a stage refuses it)."""
+    yaml = YAML()
+    params = yaml.load(params_file.read_text(encoding="utf-8"))
+    for dotted, value in updates.items():
+        *parents, leaf = dotted.split(".")
+        node = params
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    with open(params_file, "w", encoding="utf-8") as handle:
+        yaml.dump(params, handle)
 
 
 def subprocess_env() -> dict[str, str]:

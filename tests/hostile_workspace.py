@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from helpers import PROJECT_ROOT, make_reviews, set_params, subprocess_env
 
-from stages import predict
-from stages.classical_store import save_classical_model
-from stages.hub import load_tokenizer
+from imdb_sentiment.classical.store import save_classical_model
+from imdb_sentiment.cli import predict
+from imdb_sentiment.transformer.loading import load_tokenizer
 
 REVIEW = "A superb, moving film with a brilliant cast. Loved it."
 CRAFT_TIMEOUT = 300  # a tree whose child points back at its parent would loop forever
@@ -29,8 +29,9 @@ CRAFT_TIMEOUT = 300  # a tree whose child points back at its parent would loop f
 def build_small_workspace(root: Path, tiny_model_dir: Path) -> Path:
     """A project folder holding params.yaml and the three models predict reads, fitted on
     synthetic reviews in seconds, plus a file of the user's (notes.txt) beside them."""
-    from stages import train_linear, train_rf
-    from stages.cutting import TokenizeParams, tokenize_texts
+    from imdb_sentiment.classical import forest, linear
+    from imdb_sentiment.text.cutting import CutParams
+    from imdb_sentiment.text.tokenizing import tokenize_texts
 
     root.mkdir(parents=True)
     shutil.copy2(PROJECT_ROOT / "params.yaml", root / "params.yaml")
@@ -41,12 +42,12 @@ def build_small_workspace(root: Path, tiny_model_dir: Path) -> Path:
     (distilbert / "tokenize_config.json").write_text(json.dumps(cut), encoding="utf-8")
     frame = make_reviews(120, seed=7)
     tokenizer = load_tokenizer(str(tiny_model_dir), param=None)
-    frame["tokens"] = tokenize_texts(frame["text"].tolist(), tokenizer, TokenizeParams())["tokens"]
-    rf_config = train_rf.RFParams(min_df=1, select_k=50, n_estimators=8, n_jobs=1, verbose=0)
-    linear_config = train_linear.LinearParams(min_df=1, n_jobs=1)
+    frame["tokens"] = tokenize_texts(frame["text"].tolist(), tokenizer, CutParams())["tokens"]
+    rf_config = forest.RFParams(min_df=1, select_k=50, n_estimators=8, n_jobs=1, verbose=0)
+    linear_config = linear.LinearParams(min_df=1, n_jobs=1)
     for name, pipeline in (
-        ("rf", train_rf.build_pipeline(rf_config, seed=0)),
-        ("linear", train_linear.build_pipeline(linear_config, seed=0)),
+        ("rf", forest.build_pipeline(rf_config, seed=0)),
+        ("linear", linear.build_pipeline(linear_config, seed=0)),
     ):
         pipeline.fit(frame[["text", "tokens"]], frame["label"])
         save_classical_model(pipeline, root / "models" / name)
@@ -98,9 +99,9 @@ def call_predict(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[i
 def run_predict(
     argv: list[Any], cwd: Path, timeout: float = 300, **kwargs: Any
 ) -> subprocess.CompletedProcess:
-    """Run `python -m stages.predict` as a command (a crash shows as a negative status)."""
+    """Run predict as a command (a crash shows as a negative status)."""
     return subprocess.run(
-        [sys.executable, "-m", "stages.predict", *argv],
+        [sys.executable, "-m", "imdb_sentiment.cli.predict", *argv],
         cwd=cwd,
         env=subprocess_env() | {"PYTHONPATH": str(PROJECT_ROOT)},
         capture_output=True,

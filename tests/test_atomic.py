@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.atomic import atomic_path, write_json
+from imdb_sentiment.core.atomic import atomic_path, write_json
 
 
 def test_atomic_path_moves_a_finished_folder_into_place(tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from helpers import TINY_PARAMS, set_params
 
-from stages import checkpoints
-from stages import train_distilbert as stage
-from stages.checkpoints import MARKER_FILE, check_output_dir, pipeline_outs
-from stages.errors import StageError, run_stage
+from imdb_sentiment.core.errors import StageError, run_stage
+from imdb_sentiment.stages import train_distilbert as stage
+from imdb_sentiment.transformer import checkpoints
+from imdb_sentiment.transformer.checkpoints import MARKER_FILE, check_output_dir, pipeline_outs
 
 
 def make_checkpoint(folder: Path, step: int, complete: bool = True) -> Path:

@@ -17,16 +17,15 @@ from dvc_helpers import Reference, clone_with_cache, pipeline_stages
 from evaluate_workspace import build_workspace, chdir
 from helpers import PROJECT_ROOT, dvc, read_test_metrics, run, set_params
 
-from stages import evaluate
-from stages.errors import StageError
-from stages.evaluation_plots import accuracy_by_length, curve_frames
-from stages.inference import (
-    first_position_last_layer,
-    length_sorted_batches,
-    pad_batch,
-    predict_logits,
-)
-from stages.metrics import positive_proba
+from imdb_sentiment.core.errors import StageError
+from imdb_sentiment.core.params import load_section
+from imdb_sentiment.evaluation import errors_report
+from imdb_sentiment.evaluation.metrics import positive_proba
+from imdb_sentiment.evaluation.plots import accuracy_by_length, curve_frames
+from imdb_sentiment.inference import test_split
+from imdb_sentiment.inference.batching import length_sorted_batches, pad_batch
+from imdb_sentiment.inference.torch_backend import first_position_last_layer, predict_logits
+from imdb_sentiment.stages import evaluate
 
 METRIC_KEYS = {
     "accuracy",
@@ -218,7 +217,7 @@ def test_confident_errors_are_the_most_confident_wrong_predictions() -> None:
         }
     )
     proba = np.array([0.97, 0.2, 0.1, 0.9, 0.45])
-    errors = evaluate.confident_errors(frame, proba, n_errors=2, chars=50)
+    errors = errors_report.confident_errors(frame, proba, n_errors=2, chars=50)
     assert [e["p_positive"] for e in errors] == [0.97, 0.2]
     assert errors[0]["label"] == "NEGATIVE" and len(errors[0]["text"]) <= 50
     assert errors[0]["text"].endswith("…")
@@ -226,11 +225,11 @@ def test_confident_errors_are_the_most_confident_wrong_predictions() -> None:
 
 def test_a_bad_evaluate_param_stops_with_one_line(workspace: Path) -> None:
     with pytest.raises(StageError, match=r"evaluate.length_buckets = \[256, 128\]"):
-        evaluate.load_section(
-            {"evaluate": {"length_buckets": [256, 128]}}, "evaluate", evaluate.EvaluateParams
+        load_section(
+            {"evaluate": {"length_buckets": [256, 128]}}, "evaluate", test_split.EvaluateParams
         )
     with pytest.raises(StageError, match="unknown key evaluate.batch"):
-        evaluate.load_section({"evaluate": {"batch": 4}}, "evaluate", evaluate.EvaluateParams)
+        load_section({"evaluate": {"batch": 4}}, "evaluate", test_split.EvaluateParams)
 
 
 def test_a_missing_model_stops_evaluate_with_one_line(workspace: Path, tmp_path: Path) -> None:
@@ -238,7 +237,7 @@ def test_a_missing_model_stops_evaluate_with_one_line(workspace: Path, tmp_path:
     copy = tmp_path / "project"
     shutil.copytree(workspace, copy)
     shutil.rmtree(copy / "models/linear")
-    result = run([sys.executable, "-m", "stages.evaluate"], cwd=copy, check=False)
+    result = run([sys.executable, "-m", "imdb_sentiment.stages.evaluate"], cwd=copy, check=False)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "error: models/linear is missing: run `dvc repro` to train it first"
@@ -369,7 +368,15 @@ def test_dvc_repro_evaluates_every_model_and_predict_labels_reviews(
     assert "ROC curve (test)" in (project_repo / "rendered_diff/index.html").read_text()
 
     result = run(
-        [sys.executable, "-m", "stages.predict", "--format", "jsonl", "A superb film.", "Awful."],
+        [
+            sys.executable,
+            "-m",
+            "imdb_sentiment.cli.predict",
+            "--format",
+            "jsonl",
+            "A superb film.",
+            "Awful.",
+        ],
         cwd=project_repo,
     )
     rows = [json.loads(line) for line in result.stdout.splitlines()]

@@ -17,7 +17,7 @@ from dvc_helpers import (
 )
 from helpers import PROJECT_ROOT, dvc
 
-from stages.params import load_params
+from imdb_sentiment.core.params import load_params
 
 pytestmark = pytest.mark.e2e
 

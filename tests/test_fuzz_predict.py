@@ -29,10 +29,16 @@ from hostile_workspace import build_small_workspace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stages import predict
-from stages.cleaning import CleaningParams, clean_text
-from stages.errors import StageError
-from stages.review_io import FORMULA_START, Reviews, format_rows, read_reviews
+from imdb_sentiment.cli import predict
+from imdb_sentiment.core.errors import StageError
+from imdb_sentiment.text.cleaning import CleaningParams, clean_text
+from imdb_sentiment.text.reviews import (
+    FORMULA_START,
+    Reviews,
+    clean_reviews,
+    format_rows,
+    read_reviews,
+)
 
 FAST = settings(max_examples=100, deadline=None, database=None)
 # End-to-end examples load a model each: fewer of them.
@@ -111,7 +117,7 @@ def score(reviews: Reviews, cleaning: CleaningParams = DEFAULT) -> tuple[list[di
     """The rows and the stderr lines predict gives for `reviews`, with the stub scorer."""
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
-        positions, texts = predict.clean_reviews(reviews, cleaning)
+        positions, texts = clean_reviews(reviews, cleaning)
     rows = predict.result_rows(positions, texts, stub_proba(texts))
     return rows, stderr.getvalue().splitlines()
 

@@ -31,9 +31,9 @@ from hostile_workspace import (
     snapshot,
 )
 
-from stages.classical_store import MODEL_FILE, load_classical_model, save_classical_model
-from stages.errors import StageError
-from stages.hub import TOKENIZER_FILES, load_classifier, load_tokenizer
+from imdb_sentiment.classical.store import MODEL_FILE, load_classical_model, save_classical_model
+from imdb_sentiment.core.errors import StageError
+from imdb_sentiment.transformer.loading import TOKENIZER_FILES, load_classifier, load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -254,9 +254,9 @@ def craft_models(workspace: Path) -> dict[str, tuple[str, Path, str]]:
     sparse.steps[-1][1].sparsify()
     sparse.steps[-1][1].coef_.indices[0] = 10**8
     save_classical_model(sparse, base / "sparse-index")
-    from stages import train_rf
+    from imdb_sentiment.classical import forest
 
-    unfitted = train_rf.build_pipeline(train_rf.RFParams(), seed=0)
+    unfitted = forest.build_pipeline(forest.RFParams(), seed=0)
     save_classical_model(unfitted, base / "unfitted")
     (base / "not-a-zip").mkdir()
     (base / "not-a-zip" / MODEL_FILE).write_bytes(b"PK\x03\x04 but nothing after it")
@@ -369,7 +369,7 @@ def test_load_classical_model_refuses_a_crafted_file(
 # a crash or a hang there ends that process, not the test session, and names the case.
 PREDICT_EACH = """
 import contextlib, io, json, sys
-from stages import predict
+from imdb_sentiment.cli import predict
 cases = json.loads(sys.argv[1])
 results = {}
 for name, argv in cases.items():

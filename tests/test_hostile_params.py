@@ -12,9 +12,16 @@ from helpers import PROJECT_ROOT, set_params, write_parquet_source
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stages import evaluate, export_onnx, prepare, train_distilbert, train_linear, train_rf
-from stages.errors import run_stage
-from stages.params import load_params
+from imdb_sentiment.core.errors import run_stage
+from imdb_sentiment.core.params import load_params
+from imdb_sentiment.stages import (
+    evaluate,
+    export_onnx,
+    prepare,
+    train_distilbert,
+    train_linear,
+    train_rf,
+)
 
 
 def error_line(capsys: pytest.CaptureFixture[str], main: Any) -> str:
@@ -117,7 +124,7 @@ def test_types_are_strict_and_the_exact_key_is_named(
 
 
 def test_head_tokens_follows_max_length(in_tmp_project: Path) -> None:
-    from stages.cutting import TokenizeParams
+    from imdb_sentiment.text.tokenizing import TokenizeParams
 
     assert TokenizeParams(max_length=128).head_tokens == 32
     assert TokenizeParams().head_tokens == 128
@@ -182,8 +189,8 @@ def test_any_value_in_any_key_validates_or_fails_in_one_line(
     key: str,
     value: Any,
 ) -> None:
-    from stages.cutting import TokenizeParams
-    from stages.params import load_section
+    from imdb_sentiment.core.params import load_section
+    from imdb_sentiment.text.tokenizing import TokenizeParams
 
     work = fuzz_root / "work"
     shutil.rmtree(work, ignore_errors=True)

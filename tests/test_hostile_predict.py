@@ -34,7 +34,7 @@ from hostile_workspace import (
     snapshot,
 )
 
-from stages.cleaning import clean_text
+from imdb_sentiment.text.cleaning import clean_text
 
 NEGATIVE = "Awful. A boring, dull waste of time; the worst script."
 
@@ -127,7 +127,7 @@ def test_output_is_untouched_when_scoring_fails(
     def fail(*_: object) -> None:
         raise ValueError("scoring failed half-way")
 
-    monkeypatch.setattr("stages.classical_store.pipeline_positive_proba", fail)
+    monkeypatch.setattr("imdb_sentiment.classical.store.pipeline_positive_proba", fail)
     root = previous_results.parents[1]
     before = snapshot(root)
     argv = ["--model", "linear", "--format", "csv", "--output", str(previous_results), REVIEW]
@@ -147,7 +147,7 @@ def test_output_is_untouched_when_writing_fails(
     def disk_full(*_: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("stages.atomic.os.replace", disk_full)
+    monkeypatch.setattr("imdb_sentiment.core.atomic.os.replace", disk_full)
     root = previous_results.parents[1]
     before = snapshot(root)
     status, _, err = call_predict(
@@ -184,7 +184,7 @@ def test_a_kill_while_scoring_leaves_no_output_and_the_next_run_cleans_up(
     before = snapshot(root)
     argv = ["--model", "linear", "--file", str(reviews), "--output", str(previous_results)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "stages.predict", *argv],
+        [sys.executable, "-m", "imdb_sentiment.cli.predict", *argv],
         cwd=root,
         env=subprocess_env() | {"PYTHONPATH": str(PROJECT_ROOT)},
         stdout=subprocess.DEVNULL,

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from helpers import TINY_PARAMS, make_reviews, set_params, write_frames, write_parquet_source
 
-from stages import classical_training, prepare, train_distilbert, train_linear, train_rf
-from stages.errors import run_stage
+from imdb_sentiment.classical import training as classical_training
+from imdb_sentiment.core.errors import run_stage
+from imdb_sentiment.stages import prepare, train_distilbert, train_linear, train_rf
 
 
 def error_line(capsys: pytest.CaptureFixture[str], main) -> str:

@@ -14,12 +14,9 @@ import pytest
 from evaluate_workspace import fine_tune
 from helpers import PROJECT_ROOT, make_reviews, run
 
-from stages import export_onnx
-from stages.cutting import TokenizeParams, read_cut_config, tokenize_texts
-from stages.errors import StageError, run_stage
-from stages.hub import load_tokenizer
-from stages.inference import predict_logits
-from stages.onnx_inference import (
+from imdb_sentiment.core.errors import StageError, run_stage
+from imdb_sentiment.inference import onnx_export
+from imdb_sentiment.inference.onnx_backend import (
     FP32_FILE,
     INT8_FILE,
     import_onnxruntime,
@@ -28,9 +25,14 @@ from stages.onnx_inference import (
     onnx_proba,
     score_test_split,
 )
+from imdb_sentiment.inference.torch_backend import predict_logits
+from imdb_sentiment.stages import export_onnx
+from imdb_sentiment.text.cutting import CutParams, read_cut_config
+from imdb_sentiment.text.tokenizing import tokenize_texts
+from imdb_sentiment.transformer.loading import load_tokenizer
 
 # Cut short, so that some synthetic reviews (up to ~70 tokens) are cut head and tail.
-CUT = TokenizeParams(max_length=48, head_tokens=12)
+CUT = CutParams(max_length=48, head_tokens=12)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def trained_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) 
 @pytest.fixture(scope="module")
 def exported(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("onnx") / "distilbert-onnx"
-    record = export_onnx.export(trained_dir, out, export_onnx.ExportParams())
+    record = onnx_export.export(trained_dir, out, onnx_export.ExportParams())
     (out / "export.json").write_text(json.dumps(record))
     return out
 
@@ -129,7 +131,7 @@ def test_predict_onnx_backend_cuts_long_reviews_as_training_did(
 
 def test_predict_cli_scores_with_the_int8_model(exported: Path, tmp_path: Path) -> None:
     reviews = ["A superb, moving film.", "Awful and boring, a waste of time."]
-    args = [sys.executable, "-m", "stages.predict", "--format", "jsonl"]
+    args = [sys.executable, "-m", "imdb_sentiment.cli.predict", "--format", "jsonl"]
     result = run(
         [*args, "--backend", "onnx-int8", "--model-dir", str(exported), *reviews], cwd=tmp_path
     )
@@ -146,7 +148,7 @@ def test_predict_cli_scores_with_the_int8_model(exported: Path, tmp_path: Path) 
 def test_evaluate_refuses_an_export_of_a_model_trained_on_other_cuts(
     exported: Path, tmp_path: Path, test_ids: list[list[int]]
 ) -> None:
-    other = TokenizeParams(max_length=64, head_tokens=16)
+    other = CutParams(max_length=64, head_tokens=16)
     (tmp_path / "tokenize_config.json").write_text(json.dumps(other.model_dump()))
     with pytest.raises(StageError, match="exported from a model trained on ids cut otherwise"):
         score_test_split(test_ids, tmp_path, batch_size=16, model_dir=exported)

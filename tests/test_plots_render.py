@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 from helpers import PROJECT_ROOT, dvc, git
 
-from stages.evaluate import EvaluateParams
-from stages.evaluation_plots import write_plot_data
+from imdb_sentiment.evaluation.plots import write_plot_data
+from imdb_sentiment.inference.test_split import EvaluateParams
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from stages import precision
-from stages.backends import distilbert_proba
-from stages.inference import predict_logits
+from imdb_sentiment.inference import precision
+from imdb_sentiment.inference.scorer import distilbert_proba
+from imdb_sentiment.inference.torch_backend import predict_logits
 
 CPU = torch.device("cpu")
 

@@ -1,5 +1,5 @@
 """predict: the inputs it reads, the outputs it writes, how it cuts long reviews, and the
-one-line errors for bad input. Runs `stages.predict.main` in-process in a tiny workspace."""
+one-line errors for bad input. Runs predict's `main` in-process in a tiny workspace."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ import pytest
 from evaluate_workspace import build_workspace
 from helpers import make_review, subprocess_env
 
-from stages import predict
-from stages.cleaning import clean_text
-from stages.cutting import TokenizeParams, tokenize_texts
-from stages.hub import load_tokenizer
-from stages.inference import predict_logits
-from stages.metrics import positive_proba
+from imdb_sentiment.cli import predict
+from imdb_sentiment.evaluation.metrics import positive_proba
+from imdb_sentiment.inference.torch_backend import predict_logits
+from imdb_sentiment.text.cleaning import clean_text
+from imdb_sentiment.text.cutting import CutParams
+from imdb_sentiment.text.tokenizing import tokenize_texts
+from imdb_sentiment.transformer.loading import load_tokenizer
 
 POSITIVE = "A superb, moving film with a brilliant cast. Loved it."
 NEGATIVE = "Awful. A boring, dull waste of time; the worst script."
@@ -122,7 +123,7 @@ def test_long_reviews_are_cut_as_in_training(in_workspace: Path, capsys) -> None
 
     config = json.loads(Path("models/distilbert/tokenize_config.json").read_text())
     assert config["truncation"] == "head_tail" and config["max_length"] == 64
-    cut = TokenizeParams(max_length=64, truncation="head_tail", head_tokens=config["head_tokens"])
+    cut = CutParams(max_length=64, truncation="head_tail", head_tokens=config["head_tokens"])
     rng = random.Random(5)
     # Cleaned as prepare (and predict) clean them: some carry <br /> tags.
     long_reviews = [
@@ -142,7 +143,7 @@ def test_long_reviews_are_cut_as_in_training(in_workspace: Path, capsys) -> None
     got = np.array([row["p_positive"] for row in jsonl(out)])
     np.testing.assert_allclose(got, expected, atol=2e-6)
 
-    head = TokenizeParams(max_length=64, truncation="head", head_tokens=0)
+    head = CutParams(max_length=64, truncation="head", head_tokens=0)
     head_ids = tokenize_texts(long_reviews, tokenizer, head)["input_ids"]
     head_proba = positive_proba(predict_logits(model, head_ids, pad_token_id=0))
     assert not np.allclose(head_proba, expected[10:], atol=1e-4)
@@ -190,7 +191,15 @@ def test_a_missing_column_is_one_line(in_workspace: Path, tmp_path: Path, capsys
 
 
 def test_the_module_runs_as_a_command(workspace: Path) -> None:
-    command = [sys.executable, "-m", "stages.predict", "--format", "csv", "--model", "linear"]
+    command = [
+        sys.executable,
+        "-m",
+        "imdb_sentiment.cli.predict",
+        "--format",
+        "csv",
+        "--model",
+        "linear",
+    ]
     env = subprocess_env()
     scored = subprocess.run(
         command, cwd=workspace, env=env, input=f"{POSITIVE}\n", capture_output=True, text=True

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 from helpers import make_reviews, set_params, write_aclimdb, write_parquet_source
 
-from stages import prepare
-from stages.errors import StageError
-from stages.paths import PREPARED_DIR
+from imdb_sentiment.core.errors import StageError
+from imdb_sentiment.core.paths import PREPARED_DIR
+from imdb_sentiment.data.splits import PrepareParams
+from imdb_sentiment.stages import prepare
+from imdb_sentiment.text.cleaning import clean_text
 
 
 def run_prepare(project: Path, **params: object) -> dict[str, pd.DataFrame]:
@@ -26,12 +28,12 @@ def prepare_splits() -> tuple[str, ...]:
 
 def test_clean_text_strips_html_and_whitespace() -> None:
     raw = "Great  film.<br /><br />Loved it &amp; <i>the</i> cast!\n"
-    assert prepare.clean_text(raw, clean_html=True, normalize_whitespace=True) == (
+    assert clean_text(raw, clean_html=True, normalize_whitespace=True) == (
         "Great film. Loved it & the cast!"
     )
-    assert prepare.clean_text(raw, clean_html=False, normalize_whitespace=False) == raw
+    assert clean_text(raw, clean_html=False, normalize_whitespace=False) == raw
     # A lone "<3" is not a tag and stays.
-    assert prepare.clean_text("I <3 it", clean_html=True, normalize_whitespace=True) == "I <3 it"
+    assert clean_text("I <3 it", clean_html=True, normalize_whitespace=True) == "I <3 it"
 
 
 def test_aclimdb_source_gives_stratified_seeded_splits(in_tmp_project: Path) -> None:
@@ -235,9 +237,9 @@ def test_float_written_by_dvc_exp_run_is_a_float(in_tmp_project: Path) -> None:
     (in_tmp_project / "params.yaml").write_text(
         text.replace("validation_size: 0.1", "validation_size: 2e-01")
     )
-    from stages.params import load_params, load_section
+    from imdb_sentiment.core.params import load_params, load_section
 
-    config = load_section(load_params(), "prepare", prepare.PrepareParams)
+    config = load_section(load_params(), "prepare", PrepareParams)
     assert config.validation_size == pytest.approx(0.2)
 
 
@@ -251,7 +253,7 @@ def test_stage_error_is_one_line_and_exit_status_1(in_tmp_project: Path) -> None
     env = subprocess_env()
     env["PYTHONPATH"] = str(PROJECT_ROOT)
     result = subprocess.run(
-        [sys.executable, "-m", "stages.prepare"],
+        [sys.executable, "-m", "imdb_sentiment.stages.prepare"],
         cwd=in_tmp_project,
         env=env,
         capture_output=True,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from helpers import PROJECT_ROOT, dvc, git, run
 
-from stages.cutting import TokenizeParams
+from imdb_sentiment.text.cutting import CutParams
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,7 @@ def model_repo(tmp_path: Path, tiny_model_dir: Path) -> tuple[Path, Path]:
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"artifacts": declared}, sort_keys=False))
     model = repo / "models/distilbert"
     shutil.copytree(tiny_model_dir, model)
-    cut = TokenizeParams(max_length=64, head_tokens=16).model_dump()
+    cut = CutParams(max_length=64, head_tokens=16).model_dump()
     (model / "tokenize_config.json").write_text(json.dumps(cut))
     dvc(repo, "add", "-q", "models/distilbert")
     (repo / "scripts").mkdir()
@@ -83,7 +83,15 @@ def test_release_tags_a_version_that_artifacts_get_fetches_for_predict(
     assert (fetched / "v1/tokenize_config.json").exists()
 
     result = run(
-        [sys.executable, "-m", "stages.predict", "--model-dir", "v1", "--format", "jsonl"]
+        [
+            sys.executable,
+            "-m",
+            "imdb_sentiment.cli.predict",
+            "--model-dir",
+            "v1",
+            "--format",
+            "jsonl",
+        ]
         + ["A wonderful, moving film."],
         cwd=fetched,
     )

@@ -26,18 +26,19 @@ import pytest
 from evaluate_workspace import fine_tune
 from helpers import make_review, make_reviews, subprocess_env
 
-from stages import export_onnx, predict
-from stages.classical_store import save_classical_model
-from stages.cleaning import CleaningParams
-from stages.cutting import TokenizeParams, tokenize_texts
-from stages.export_onnx import ExportParams
-from stages.hub import load_tokenizer
-from stages.onnx_inference import onnx_proba
-from stages.review_io import Reviews
-from stages.train_linear import LinearParams
-from stages.train_linear import build_pipeline as linear_pipeline
-from stages.train_rf import RFParams
-from stages.train_rf import build_pipeline as rf_pipeline
+from imdb_sentiment.classical.forest import RFParams
+from imdb_sentiment.classical.forest import build_pipeline as rf_pipeline
+from imdb_sentiment.classical.linear import LinearParams
+from imdb_sentiment.classical.linear import build_pipeline as linear_pipeline
+from imdb_sentiment.classical.store import save_classical_model
+from imdb_sentiment.inference import onnx_export, scorer
+from imdb_sentiment.inference.onnx_backend import onnx_proba
+from imdb_sentiment.inference.onnx_export import ExportParams
+from imdb_sentiment.text.cleaning import CleaningParams
+from imdb_sentiment.text.cutting import CutParams
+from imdb_sentiment.text.reviews import Reviews, clean_reviews
+from imdb_sentiment.text.tokenizing import tokenize_texts
+from imdb_sentiment.transformer.loading import load_tokenizer
 
 # Slow (real clusters and subprocesses): left out by `pytest -m "not e2e"`.
 pytestmark = pytest.mark.e2e
@@ -166,10 +167,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Pa
     models = root / "models"
     train = make_reviews(240, seed=77)
     tokenizer = load_tokenizer(str(tiny_model_dir))
-    train["tokens"] = tokenize_texts(train["text"].tolist(), tokenizer, TokenizeParams())["tokens"]
+    train["tokens"] = tokenize_texts(train["text"].tolist(), tokenizer, CutParams())["tokens"]
     # DistilBERT: the tiny model, briefly trained so that its scores spread out, cut as
     # its tokenize_config.json says (64 tokens, head + tail).
-    cut = TokenizeParams(max_length=64, truncation="head_tail", head_tokens=16, batch_size=16)
+    cut = CutParams(max_length=64, truncation="head_tail", head_tokens=16)
     shutil.copytree(tiny_model_dir, models / "distilbert")
     ids = tokenize_texts(train["text"].tolist(), tokenizer, cut)["input_ids"]
     fine_tune(tiny_model_dir, models / "distilbert", ids, train["label"].tolist())
@@ -188,7 +189,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Pa
 
 def score_command(corpus: Path, kind: str, out: Path, backend: str = "torch") -> list[str]:
     return [
-        sys.executable, "-m", "stages.score", str(corpus / "input"), "--model", kind,
+        sys.executable, "-m", "imdb_sentiment.cli.score", str(corpus / "input"), "--model", kind,
         "--backend", backend, "--models-dir", str(corpus / "models"),
         "--tokenizer", str(corpus / "models/distilbert"),
         "--output", str(out), "--rows-per-file", str(ROWS_PER_FILE), "--batch-size", "16",
@@ -223,14 +224,14 @@ def expected_scores(corpus: Path, kind: str, backend: str = "torch") -> pd.DataF
     frames = [pd.read_parquet(path) for path in sorted((corpus / "input").glob("*.parquet"))]
     reviews = pd.concat(frames, ignore_index=True)
     texts = ["" if pd.isna(text) else text for text in reviews["text"]]  # as predict reads
-    positions, cleaned = predict.clean_reviews(Reviews(texts=list(texts)), CleaningParams())
+    positions, cleaned = clean_reviews(Reviews(texts=list(texts)), CleaningParams())
     model_dir = corpus / "models" / kind
     if backend == "onnx-int8":
         proba = onnx_proba(corpus / "models/distilbert-onnx", cleaned, batch_size=16)
     elif kind == "distilbert":
-        proba = predict.transformer_proba(model_dir, cleaned, batch_size=16)
+        proba = scorer.transformer_proba(model_dir, cleaned, batch_size=16)
     else:
-        proba = predict.classical_proba(model_dir, cleaned, str(corpus / "models/distilbert"))
+        proba = scorer.classical_proba(model_dir, cleaned, str(corpus / "models/distilbert"))
     kept = reviews.iloc[positions].drop(columns="text").reset_index(drop=True)
     return kept.assign(label=(proba >= 0.5).astype("int64"), score=proba)
 
@@ -276,7 +277,7 @@ def test_every_model_kind_matches_predict(corpus: Path, ray_address: str, kind: 
     expected = expected_scores(corpus, kind)
     pd.testing.assert_frame_equal(got.drop(columns="score"), expected.drop(columns="score"))
     # predict's DistilBERT runs a transformers pipeline, score the project's batched
-    # inference (stages.inference); the forest sums its trees in another thread order.
+    # inference (inference.torch_backend); the forest sums its trees in another thread order.
     tolerance = 2e-6 if kind == "distilbert" else 1e-12
     np.testing.assert_allclose(got["score"], expected["score"], rtol=0, atol=tolerance)
     assert got["score"].std() > 0.01  # the models say different things about different reviews
@@ -284,7 +285,7 @@ def test_every_model_kind_matches_predict(corpus: Path, ray_address: str, kind: 
 
 def test_the_int8_onnx_backend_scores_as_predict_does(corpus: Path, ray_address: str) -> None:
     models = corpus / "models"
-    export_onnx.export(models / "distilbert", models / "distilbert-onnx", ExportParams())
+    onnx_export.export(models / "distilbert", models / "distilbert-onnx", ExportParams())
     out = corpus / "scores-onnx-int8"
     summary, _ = run_score(corpus, "distilbert", out, ray_address, backend="onnx-int8")
     assert summary["rows"] == 400 and summary["bad_rows"] == 4

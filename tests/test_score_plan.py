@@ -11,8 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stages import score, score_plan, score_ray
-from stages.errors import StageError
+from imdb_sentiment.cli import score
+from imdb_sentiment.core.errors import StageError
+from imdb_sentiment.scoring import plan as score_plan
+from imdb_sentiment.scoring import ray_pool
 
 
 def write(path: Path, rows: int, row_group_size: int | None = None, **columns) -> Path:
@@ -125,19 +127,19 @@ def test_written_unit_is_atomic_and_leftovers_go(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("cpus", "gpus", "use_gpu", "workers", "expected"),
     [
-        (2, 0, False, None, score_ray.Pool(2, 1.0, 0)),
-        (200, 0, False, None, score_ray.Pool(200, 1.0, 0)),
-        (1, 0, False, None, score_ray.Pool(1, 1.0, 0)),
-        (8, 0, False, 2, score_ray.Pool(2, 1.0, 0)),
-        (2, 0, False, 3, score_ray.Pool(3, 0.5, 0)),  # two per core, as on 1-core nodes
-        (16, 4, True, None, score_ray.Pool(4, 1.0, 1)),
-        (4, 8, True, None, score_ray.Pool(8, 0.5, 1)),
+        (2, 0, False, None, ray_pool.Pool(2, 1.0, 0)),
+        (200, 0, False, None, ray_pool.Pool(200, 1.0, 0)),
+        (1, 0, False, None, ray_pool.Pool(1, 1.0, 0)),
+        (8, 0, False, 2, ray_pool.Pool(2, 1.0, 0)),
+        (2, 0, False, 3, ray_pool.Pool(3, 0.5, 0)),  # two per core, as on 1-core nodes
+        (16, 4, True, None, ray_pool.Pool(4, 1.0, 1)),
+        (4, 8, True, None, ray_pool.Pool(8, 0.5, 1)),
     ],
 )
 def test_the_actor_pool_fits_the_cluster(
-    cpus: int, gpus: int, use_gpu: bool, workers: int | None, expected: score_ray.Pool
+    cpus: int, gpus: int, use_gpu: bool, workers: int | None, expected: ray_pool.Pool
 ) -> None:
-    pool = score_ray.size_pool(cpus, gpus, use_gpu, workers)
+    pool = ray_pool.size_pool(cpus, gpus, use_gpu, workers)
     assert pool == expected
     # The actors never book more CPUs than there are, and a fraction always divides a core.
     assert pool.workers * pool.actor_cpus <= cpus
@@ -146,7 +148,7 @@ def test_the_actor_pool_fits_the_cluster(
 
 def test_more_gpu_workers_than_gpus_is_one_line() -> None:
     with pytest.raises(StageError, match="--workers 3: the cluster has 2 GPUs"):
-        score_ray.size_pool(8, 2, True, 3)
+        ray_pool.size_pool(8, 2, True, 3)
 
 
 def call(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

@@ -1,19 +1,36 @@
-"""Each stage's `deps` in dvc.yaml are exactly the project modules its command imports: a
-missing one would leave results stale, an extra one would retrain a model for nothing."""
+"""The package's shape: each stage's `deps` in dvc.yaml are exactly the project modules its
+command imports (a missing one would leave results stale, an extra one would retrain a
+model for nothing), the concerns depend on each other one way only, no module imports one
+that imports it back, and every module reads in one sitting."""
 
 from __future__ import annotations
 
 import pytest
 from dvc_helpers import Reference, clone_with_cache, stage_specs
 from helpers import PROJECT_ROOT
-from import_closure import import_closure
+from import_closure import PACKAGE, SOURCE_ROOT, import_closure, project_import_graph
 
-CODE_DIR = "stages/"
+CODE_DIR = f"{SOURCE_ROOT}/{PACKAGE}/"
 MAX_MODULE_LINES = 300
+# The package's concerns, lowest first: each may import only those before it (and itself).
+# The commands people type (cli) and the DVC stages (stages) are both at the top, apart.
+LAYERS = (
+    "core",
+    "text",
+    "data",
+    "evaluation",
+    "classical",
+    "transformer",
+    "inference",
+    "scoring",
+    "cli",
+    "stages",
+)
+TOP_LAYERS = {"cli", "stages"}
 
 
 def entry_module(cmd: str) -> str:
-    """`python -m stages.x` -> `stages.x`."""
+    """`python -m imdb_sentiment.stages.x ARGS` -> `imdb_sentiment.stages.x`."""
     words = cmd.split()
     assert words[:2] == ["python", "-m"], f"stage command {cmd!r} is not `python -m MODULE`"
     return words[2]
@@ -35,16 +52,57 @@ def test_code_deps_are_exactly_the_imported_modules(stage: str) -> None:
 def test_no_stage_imports_another_stages_entry_module() -> None:
     specs = stage_specs(PROJECT_ROOT)
     entries = {name: entry_module(spec["cmd"]) for name, spec in specs.items()}
-    files = {name: module.replace(".", "/") + ".py" for name, module in entries.items()}
+    files = {
+        name: f"{SOURCE_ROOT}/" + module.replace(".", "/") + ".py"
+        for name, module in entries.items()
+    }
     for name, module in entries.items():
         others = {files[other] for other in specs if other != name}
         assert not import_closure(PROJECT_ROOT, module) & others, name
 
 
+def concern(module: str) -> str:
+    """`imdb_sentiment.core.params` -> `core`."""
+    return module.split(".")[1]
+
+
+def test_concerns_depend_one_way() -> None:
+    wrong = {
+        f"{module} -> {target}"
+        for module, targets in project_import_graph(PROJECT_ROOT).items()
+        if module.count(".") >= 2
+        for target in targets
+        if target.count(".") >= 1
+        and concern(target) != concern(module)
+        and (
+            LAYERS.index(concern(target)) > LAYERS.index(concern(module))
+            or concern(target) in TOP_LAYERS
+        )
+    }
+    assert not wrong, f"imports against the layers {LAYERS}: {sorted(wrong)}"
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    graph = project_import_graph(PROJECT_ROOT)
+    reaches: dict[str, set[str]] = {}
+
+    def reachable(module: str) -> set[str]:
+        if module not in reaches:
+            reaches[module] = set()  # a cycle back here adds nothing new
+            found: set[str] = set()
+            for target in graph.get(module, ()):
+                found |= {target} | reachable(target)
+            reaches[module] = found
+        return reaches[module]
+
+    cycles = sorted(module for module in graph if module in reachable(module))
+    assert not cycles, f"modules that reach themselves through their imports: {cycles}"
+
+
 def test_modules_stay_readable_in_one_sitting() -> None:
     long = {
         path.name: lines
-        for path in (PROJECT_ROOT / "stages").glob("*.py")
+        for path in (PROJECT_ROOT / CODE_DIR).rglob("*.py")
         if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
     }
     assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
@@ -60,7 +118,7 @@ def test_editing_a_module_marks_only_the_stages_that_import_it(
     specs = stage_specs(repo)
     with Repo(str(repo)) as dvc_repo:
         assert dvc_repo.status() == {}, "the reference clone must start up to date"
-    for module in sorted((repo / "stages").glob("*.py")):
+    for module in sorted((repo / CODE_DIR).rglob("*.py")):
         relative = module.relative_to(repo).as_posix()
         original = module.read_text(encoding="utf-8")
         module.write_text(original + "\n# an edit that changes no behaviour\n", encoding="utf-8")

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from helpers import set_params, write_aclimdb
 
-from stages import prepare, tokenize
-from stages.cutting import truncate_ids
-from stages.errors import StageError
-from stages.paths import TOKENIZED_DIR, TOKENIZED_FRAME_DIR, TOKENIZED_HF_DIR
+from imdb_sentiment.core.errors import StageError
+from imdb_sentiment.core.paths import TOKENIZED_DIR, TOKENIZED_FRAME_DIR, TOKENIZED_HF_DIR
+from imdb_sentiment.stages import prepare, tokenize
+from imdb_sentiment.text.cutting import truncate_ids
 
 
 @pytest.mark.parametrize(

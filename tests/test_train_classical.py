@@ -31,17 +31,18 @@ from ruamel.yaml import YAML
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
 
-from stages import train_linear, train_rf
-from stages.classical import pipeline_positive_proba
-from stages.classical_store import (
+from imdb_sentiment.classical import linear
+from imdb_sentiment.classical.features import pipeline_positive_proba
+from imdb_sentiment.classical.store import (
     MODEL_FILE,
     load_classical_model,
     model_bytes,
     save_classical_model,
 )
-from stages.classical_training import fit_pipeline, read_frame
-from stages.errors import StageError
-from stages.params import load_section
+from imdb_sentiment.classical.training import fit_pipeline, read_frame
+from imdb_sentiment.core.errors import StageError
+from imdb_sentiment.core.params import load_section
+from imdb_sentiment.stages import train_linear, train_rf
 
 STAGES = {"rf": train_rf, "linear": train_linear}
 SECTIONS = {"rf": "train_rf", "linear": "train_linear"}
@@ -101,7 +102,7 @@ def test_rerun_gives_same_bytes(frame_project: Path, name: str) -> None:
     model_path, metrics_path = outputs(frame_project, name)
     STAGES[name].main()
     first_model, first_metrics = model_path.read_bytes(), json.loads(metrics_path.read_text())
-    run([sys.executable, "-m", f"stages.train_{name}"], cwd=frame_project)
+    run([sys.executable, "-m", f"imdb_sentiment.stages.train_{name}"], cwd=frame_project)
     assert model_path.read_bytes() == first_model
     assert json.loads(metrics_path.read_text()) == first_metrics
 
@@ -112,13 +113,13 @@ def test_model_bytes_do_not_depend_on_object_ids_or_time(frame_project: Path) ->
     config = load_section(
         YAML(typ="safe").load(Path("params.yaml").read_text()),
         "train_linear",
-        train_linear.LinearParams,
+        linear.LinearParams,
     )
     train = read_frame("train")
-    first = train_linear.build_pipeline(config, seed=3)
+    first = linear.build_pipeline(config, seed=3)
     fit_pipeline(first, train)
     first_bytes = model_bytes(first)
-    second = train_linear.build_pipeline(config, seed=3)
+    second = linear.build_pipeline(config, seed=3)
     fit_pipeline(second, train)
     keep_alive = [first]  # so that `second` cannot reuse the ids of `first`'s parts
     assert model_bytes(second) == first_bytes
@@ -131,9 +132,9 @@ def test_saving_changes_nothing_and_loses_nothing(frame_project: Path) -> None:
     config = load_section(
         YAML(typ="safe").load(Path("params.yaml").read_text()),
         "train_linear",
-        train_linear.LinearParams,
+        linear.LinearParams,
     )
-    pipeline = train_linear.build_pipeline(config, seed=0)
+    pipeline = linear.build_pipeline(config, seed=0)
     fit_pipeline(pipeline, read_frame("train"))
     validation = read_frame("validation")
     before = pipeline_positive_proba(pipeline, validation)
@@ -253,7 +254,9 @@ def test_missing_frame_or_column_stops(in_tmp_project: Path) -> None:
 
 def test_command_line_prints_one_error_line(frame_project: Path) -> None:
     set_params(frame_project / "params.yaml", {"train_rf.max_depth": 0})
-    result = run([sys.executable, "-m", "stages.train_rf"], cwd=frame_project, check=False)
+    result = run(
+        [sys.executable, "-m", "imdb_sentiment.stages.train_rf"], cwd=frame_project, check=False
+    )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
@@ -297,7 +300,7 @@ def test_dvc_repro_twice_gives_same_model_hashes(project_repo: Path) -> None:
 def test_nb_evidence_is_cross_fitted_on_train() -> None:
     """The rows the forest trains on are scored with a ratio fitted without them; new rows
     with the ratio fitted on all of train."""
-    from stages.classical import NBEvidence, log_count_ratio
+    from imdb_sentiment.classical.features import NBEvidence, log_count_ratio
 
     rng = np.random.default_rng(0)
     X = (rng.random((60, 30)) < 0.3).astype(np.float32)

@@ -31,12 +31,13 @@ from helpers import (
     write_aclimdb,
 )
 
-from stages import prepare, tokenize
-from stages import train_distilbert as stage
-from stages.checkpoints import complete_checkpoints
-from stages.errors import StageError, run_stage
-from stages.live_callback import TIMING_KEY
-from stages.trainer import resolve_mixed_precision
+from imdb_sentiment.core.errors import StageError, run_stage
+from imdb_sentiment.stages import prepare, tokenize
+from imdb_sentiment.stages import train_distilbert as stage
+from imdb_sentiment.transformer import arguments, fine_tune
+from imdb_sentiment.transformer.arguments import resolve_mixed_precision
+from imdb_sentiment.transformer.checkpoints import complete_checkpoints
+from imdb_sentiment.transformer.curves import TIMING_KEY
 
 # 200 synthetic reviews -> 150 train / 50 validation: enough for the tiny model to learn
 # (its loss leaves 0.69 after about 100 steps) in a few seconds.
@@ -74,8 +75,8 @@ def tokenized_project(in_tmp_project: Path, tiny_model_dir: Path, one_thread: No
 
 def run_record(root: Path) -> dict:
     """What the stage wrote of a run: its summary, with the validation metrics."""
-    validation = json.loads((root / stage.METRICS_FILE).read_text())
-    return {**json.loads((root / stage.SUMMARY_FILE).read_text()), "validation": validation}
+    validation = json.loads((root / fine_tune.METRICS_FILE).read_text())
+    return {**json.loads((root / fine_tune.SUMMARY_FILE).read_text()), "validation": validation}
 
 
 def read_tsv(path: Path) -> list[dict[str, str]]:
@@ -87,7 +88,7 @@ def read_tsv(path: Path) -> list[dict[str, str]]:
 
 
 def test_every_param_reaches_training_arguments() -> None:
-    config = stage.TrainParams(
+    config = arguments.TrainParams(
         output_dir="ckpt",
         learning_rate=1.5e-5,
         per_device_train_batch_size=7,
@@ -106,7 +107,7 @@ def test_every_param_reaches_training_arguments() -> None:
         save_total_limit=3,
         metric_for_best_model="f1",
     )
-    args = stage.build_training_arguments(config, seed=7)
+    args = arguments.build_training_arguments(config, seed=7)
     assert args.output_dir == "ckpt"
     assert args.learning_rate == 1.5e-5
     assert args.per_device_train_batch_size == 7
@@ -128,7 +129,7 @@ def test_every_param_reaches_training_arguments() -> None:
     assert args.report_to == [] or args.report_to == "none" or args.report_to == ["none"]
 
     loss_config = config.model_copy(update={"metric_for_best_model": "loss"})
-    assert stage.build_training_arguments(loss_config, seed=7).greater_is_better is False
+    assert arguments.build_training_arguments(loss_config, seed=7).greater_is_better is False
 
 
 def test_mixed_precision_auto(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -250,7 +251,7 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(
     assert not any(TIMING_KEY.search(key) for key in metrics)
 
     # DVCLive: one row per logged step (never twice), validation once per epoch.
-    live = tokenized_project / stage.LIVE_DIR / "plots" / "metrics"
+    live = tokenized_project / fine_tune.LIVE_DIR / "plots" / "metrics"
     lr_rows = read_tsv(live / "train" / "learning_rate.tsv")
     assert lr_rows[0]["step"] == "4"
     # The rate logged at a step is the one its update used: 3 decay steps in.
@@ -268,10 +269,10 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(
     )
     logged = {path.stem for path in live.rglob("*.tsv")}
     assert not any(TIMING_KEY.search(name) for name in logged), logged
-    assert not (tokenized_project / stage.LIVE_DIR / "dvc.yaml").exists()
+    assert not (tokenized_project / fine_tune.LIVE_DIR / "dvc.yaml").exists()
 
     # The saved model, tokenizer, tokenize config and card; checkpoints are gone.
-    model_dir = tokenized_project / stage.MODEL_DIR
+    model_dir = tokenized_project / fine_tune.MODEL_DIR
     assert (model_dir / "model.safetensors").exists()
     config = json.loads((model_dir / "config.json").read_text())
     assert config["id2label"] == {"0": "NEGATIVE", "1": "POSITIVE"}
@@ -294,9 +295,9 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(
     namespace: dict = {}
     exec(compile(snippet.replace("print(classify(", "_ = (classify("), "card", "exec"), namespace)
     label, score = namespace["classify"](long_review)
-    from stages import predict
+    from imdb_sentiment.inference import scorer
 
-    p_positive = predict.transformer_proba(model_dir, [long_review], batch_size=1)[0]
+    p_positive = scorer.transformer_proba(model_dir, [long_review], batch_size=1)[0]
     expected = "POSITIVE" if p_positive >= 0.5 else "NEGATIVE"
     assert label == expected
     assert score == pytest.approx(max(p_positive, 1 - p_positive), abs=1e-5)
@@ -321,7 +322,7 @@ def test_a_long_cpu_run_says_how_long_once(
 ) -> None:
     from types import SimpleNamespace
 
-    from stages import progress
+    from imdb_sentiment.transformer import progress
 
     pace = progress.progress_callbacks("train_distilbert")[1]
     clock = iter([100.0, 130.0])  # the start, then 3 steps later: 10 s a step
@@ -372,7 +373,7 @@ def test_two_processes_train_as_one_with_the_same_effective_batch(
         )
         env = dict(subprocess_env(), PYTHONPATH=str(PROJECT_ROOT), OMP_NUM_THREADS="1")
         result = subprocess.run(
-            [sys.executable, "-m", "stages.train_distilbert"],
+            [sys.executable, "-m", "imdb_sentiment.stages.train_distilbert"],
             cwd=tokenized_project,
             env=env,
             capture_output=True,
@@ -391,7 +392,7 @@ def test_two_processes_train_as_one_with_the_same_effective_batch(
     # The last logged loss is a mean over a few steps: float noise of 30 steps, not 2x.
     assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-2)
     assert two["validation"]["accuracy"] == pytest.approx(one["validation"]["accuracy"], abs=0.021)
-    assert (tokenized_project / stage.MODEL_DIR / "model.safetensors").exists()
+    assert (tokenized_project / fine_tune.MODEL_DIR / "model.safetensors").exists()
     assert not list(tokenized_project.glob("models/.distilbert.tmp-*"))
 
 

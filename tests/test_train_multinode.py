@@ -26,7 +26,7 @@ from helpers import (
     write_aclimdb,
 )
 
-from stages import prepare, tokenize
+from imdb_sentiment.stages import prepare, tokenize
 
 # Slow (real clusters and subprocesses): left out by `pytest -m "not e2e"`.
 pytestmark = pytest.mark.e2e
@@ -106,7 +106,7 @@ def metrics(folder: Path) -> dict:
 def trained(projects: dict[str, Path]) -> dict:
     """Train once in one process (batch 16) and once on two "nodes" (batch 8 each)."""
     single = subprocess.run(
-        [sys.executable, "-m", "stages.train_distilbert"],
+        [sys.executable, "-m", "imdb_sentiment.stages.train_distilbert"],
         cwd=projects["single"],
         env=env(),
         capture_output=True,
@@ -122,7 +122,7 @@ def trained(projects: dict[str, Path]) -> dict:
             sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
             "--nproc-per-node", "1", "--node-rank", str(rank), "--rdzv-backend", "c10d",
             "--rdzv-endpoint", endpoint, "--rdzv-id", "imdb-test", "--local-addr", "127.0.0.1",
-            "-m", "stages.train_distilbert",
+            "-m", "imdb_sentiment.stages.train_distilbert",
         ]  # fmt: skip
         agents.append(
             subprocess.Popen(

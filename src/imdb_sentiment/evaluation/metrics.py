@@ -1,0 +1,49 @@
+"""Classification metrics, computed with scikit-learn (the Hugging Face `evaluate` library
+loads its metrics from the Hub, so it cannot run offline).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def positive_proba(logits: np.ndarray) -> np.ndarray:
+    """P(label 1 = POSITIVE) from two-class logits, in float64 (so a P close to 0 or 1
+    keeps its precision for the log loss)."""
+    from scipy.special import softmax
+
+    return softmax(np.asarray(logits, dtype=np.float64), axis=1)[:, 1]
+
+
+def classification_metrics(
+    labels: np.ndarray, positive_proba: np.ndarray
+) -> dict[str, float | None]:
+    """Accuracy, precision, recall, F1, ROC AUC and log loss of binary predictions.
+
+    `positive_proba` is P(label == 1); the predicted label is proba >= 0.5, which is the
+    argmax of two-class probabilities. ROC AUC is None (JSON null) when only one class is
+    present, since it is undefined there.
+    """
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        log_loss,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
+
+    labels = np.asarray(labels)
+    positive_proba = np.asarray(positive_proba, dtype=np.float64)
+    predicted = (positive_proba >= 0.5).astype(labels.dtype)
+    single_class = len(np.unique(labels)) < 2
+    return {
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "precision": float(precision_score(labels, predicted, zero_division=0)),
+        "recall": float(recall_score(labels, predicted, zero_division=0)),
+        "f1": float(f1_score(labels, predicted, zero_division=0)),
+        "roc_auc": None if single_class else float(roc_auc_score(labels, positive_proba)),
+        "log_loss": float(
+            log_loss(labels, np.clip(positive_proba, 1e-15, 1 - 1e-15), labels=[0, 1])
+        ),
+    }

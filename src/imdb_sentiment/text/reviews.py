@@ -1,0 +1,189 @@
+"""Reading reviews from users and writing scored rows back to them, for `predict`.
+
+Input may be anything: arguments, stdin, a text, CSV or Parquet file, in any encoding. A
+review that is not valid UTF-8 becomes a *bad row*, reported in one line and not scored;
+the others are still scored. Output is safe to show and to open: control characters are
+stripped from the terminal table, and a CSV cell that a spreadsheet would run as a formula
+is quoted with a leading `'`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from imdb_sentiment.core.errors import StageError, one_line
+from imdb_sentiment.text.cleaning import CleaningParams, clean_text
+
+TABLE_TEXT_CHARS = 60
+
+# What a review shown in a terminal table must not hold: C0 and C1 control characters (a
+# terminal escape sequence starts with one; it could move the cursor, recolour or retitle
+# the terminal), line and paragraph separators (a second line), and the bidirectional
+# overrides (text shown in another order than it is).
+CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]"
+)
+
+# Characters that JSON leaves unescaped but a line splitter (str.splitlines) breaks on.
+JSON_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+# Spreadsheets run a cell that starts with these as a formula (OWASP's CSV injection list).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass
+class Reviews:
+    """Reviews in input order; `bad` maps a position (from 0) to why it cannot be scored."""
+
+    texts: list[str] = field(default_factory=list)
+    bad: dict[int, str] = field(default_factory=dict)
+
+    def add(self, value: Any) -> None:
+        position = len(self.texts)
+        text = ""
+        if isinstance(value, bytes):
+            try:
+                text = value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.bad[position] = f"not UTF-8 ({exc.reason} at byte {exc.start})"
+        elif isinstance(value, str):
+            text = value
+        elif not pd.api.types.is_scalar(value):  # a list or mapping cell of a Parquet file
+            self.bad[position] = f"not text (a {type(value).__name__})"
+        elif not pd.isna(value):
+            text = str(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # an argument or CSV cell that was not UTF-8
+            self.bad[position] = f"not UTF-8 (character {exc.start + 1})"
+            text = ""
+        self.texts.append(text)
+
+
+def _stream_lines(stream: Any) -> list[bytes | str]:
+    if stream is None or getattr(stream, "closed", False):
+        raise StageError("stdin is closed: pass reviews as arguments or with --file")
+    try:
+        raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
+    except (OSError, ValueError) as exc:
+        raise StageError(f"cannot read stdin ({one_line(exc)})") from exc
+    return raw.splitlines()
+
+
+def read_reviews(texts: Sequence[str], file: str | None, column: str, stdin: Any = None) -> Reviews:
+    """The reviews to label: `texts`, then those of `file` (a text file, one review per
+    line; a .csv or .parquet file's `column`; `-` for stdin). With neither, stdin."""
+    import sys
+
+    reviews = Reviews()
+    for text in texts:
+        reviews.add(text)
+    if file is None and not texts:
+        file = "-"
+    if file is None:
+        return reviews
+    if file == "-":
+        for line in _stream_lines(stdin if stdin is not None else sys.stdin):
+            reviews.add(line)
+        return reviews
+    path = Path(file)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        elif suffix == ".csv":
+            raw = path.read_bytes()
+            frame = pd.read_csv(
+                io.BytesIO(raw), dtype=str, keep_default_na=False, encoding_errors="surrogateescape"
+            )
+        else:
+            for line in path.read_bytes().splitlines():
+                reviews.add(line)
+            return reviews
+    except OSError as exc:
+        raise StageError(f"{file}: cannot read reviews ({exc.strerror or exc})") from exc
+    except Exception as exc:  # pyarrow and the csv parser raise many types for a bad file
+        raise StageError(
+            f"{file}: cannot read reviews ({type(exc).__name__}: {one_line(exc)})"
+        ) from exc
+    if column not in frame.columns:
+        raise StageError(f"{file}: no column {column!r}; it has {list(frame.columns)}")
+    for value in frame[column].tolist():
+        reviews.add(value)
+    return reviews
+
+
+def table_cell(text: str, chars: int = TABLE_TEXT_CHARS) -> str:
+    """A review as one line of a terminal table: no control characters, at most `chars`."""
+    text = CONTROL.sub(" ", text)
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell no spreadsheet will run: a leading formula character gets a `'`."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def json_line(row: dict[str, Any]) -> str:
+    """One row as a line of JSON (UTF-8 text kept as it is, line breaks escaped)."""
+    line = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+    for char, escaped in JSON_LINE_BREAKS.items():
+        line = line.replace(char, escaped)
+    return line + "\n"
+
+
+def format_rows(rows: list[dict[str, Any]], fmt: str) -> str:
+    """The rows as an aligned table, JSON lines or CSV (the last two with the full text)."""
+    frame = pd.DataFrame(rows, columns=["index", "label", "score", "p_positive", "review"])
+    if fmt == "jsonl":
+        return "".join(json_line(row) for row in rows)
+    if fmt == "csv":
+        # Every text cell quoted: a lone \r in an unquoted cell would end the row for any
+        # CSV reader (only \n, the line terminator, makes the writer quote by itself).
+        body = frame.map(spreadsheet_safe).to_csv(
+            index=False, header=False, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC
+        )
+        return ",".join(frame.columns) + "\n" + body
+    lines = [f"{'#':>5}  {'label':<8}  {'score':>6}  review"]
+    for row in rows:
+        lines.append(
+            f"{row['index']:>5}  {row['label']:<8}  {row['score']:>6.3f}  "
+            f"{table_cell(row['review'])}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def clean_reviews(reviews: Reviews, cleaning: CleaningParams) -> tuple[list[int], list[str]]:
+    """Clean every review as `prepare` did; report each bad or empty one on stderr.
+    Returns the positions (from 0) of the reviews to score and their cleaned text."""
+    kept, cleaned = [], []
+    for position, review in enumerate(reviews.texts):
+        if position in reviews.bad:
+            print(
+                f"error: review {position + 1}: {reviews.bad[position]}; not scored",
+                file=sys.stderr,
+            )
+            continue
+        text = clean_text(
+            review,
+            clean_html=cleaning.clean_html,
+            normalize_whitespace=cleaning.normalize_whitespace,
+        )
+        if not text.strip():
+            print(f"error: review {position + 1} is empty; not scored", file=sys.stderr)
+            continue
+        kept.append(position)
+        cleaned.append(text)
+    return kept, cleaned

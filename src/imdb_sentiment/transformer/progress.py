@@ -1,0 +1,102 @@
+"""What a person sees while `train_distilbert` runs: progress bars labelled with the stage,
+the epoch and what is being done, and, on a CPU, one warning with the time the whole run
+will take at the pace of its first steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+log = logging.getLogger("imdb_sentiment.train_distilbert")
+
+# Steps timed before the estimate, and the longest CPU run that needs no warning.
+PACE_STEPS = 3
+
+QUIET_SECONDS = 15 * 60
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{max(1, round(seconds / 60))} minutes"
+
+
+def progress_callbacks(stage: str) -> list[Any]:
+    """Callbacks that replace the Trainer's unlabelled progress bar (built lazily so that
+    importing this module does not import transformers)."""
+    from transformers import ProgressCallback, TrainerCallback
+
+    class LabelledProgress(ProgressCallback):
+        def _label(self, state: Any) -> str:
+            epochs = max(1, math.ceil(state.num_train_epochs or 1))
+            epoch = min(epochs, int(state.epoch or 0) + 1)
+            return f"{stage} epoch {epoch}/{epochs}"
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            super().on_train_begin(args, state, control, **kwargs)
+            if self.training_bar is not None:
+                self.training_bar.set_description(self._label(state))
+
+        def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.training_bar is not None:
+                self.training_bar.set_description(self._label(state))
+
+        def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            super().on_prediction_step(args, state, control, **kwargs)
+            if self.prediction_bar is not None and not self.prediction_bar.desc:
+                self.prediction_bar.set_description(f"{stage} validation")
+
+    class CpuPace(TrainerCallback):
+        """After the first steps on a CPU, say how long the whole run will take, once."""
+
+        def __init__(self) -> None:
+            self.started: float | None = None
+            self.first_step = 0
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.started is None:
+                self.started, self.first_step = time.perf_counter(), state.global_step
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            done = state.global_step - self.first_step
+            if args.device.type != "cpu" or done != PACE_STEPS or not state.is_world_process_zero:
+                return
+            per_step = (time.perf_counter() - self.started) / done
+            left = per_step * (state.max_steps - state.global_step)
+            if left > QUIET_SECONDS:
+                log.warning(
+                    "fine-tuning on a CPU: about %s for %d steps at this pace (a GPU takes "
+                    "minutes); `make quick` trains on a capped slice instead",
+                    _duration(left),
+                    state.max_steps,
+                )
+
+    return [LabelledProgress(), CpuPace()]
+
+
+def use_labelled_progress(trainer: Any, stage: str) -> None:
+    """Swap the Trainer's unlabelled progress bar for `progress_callbacks(stage)`."""
+    from transformers import ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    for callback in progress_callbacks(stage):
+        trainer.add_callback(callback)
+
+
+@contextmanager
+def without_load_report() -> Iterator[None]:
+    """Silence transformers' load report while a base model gets its new classification
+    head: the head's weights are missing from the checkpoint by design."""
+    import transformers
+
+    previous = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(previous)
