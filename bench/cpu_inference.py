@@ -6,22 +6,25 @@ vocabulary) fine-tuned as `bench.finetune` does (`--train-reviews`, default 2,00
 tokens, head_tail, 1 epoch, `train_distilbert`'s own code), cached in `--cache` and reused
 when it is there; its ONNX export (the `export_onnx` stage, fused fp32 + dynamic int8) is cached
 beside it. 1,000 test reviews from `IMDB_DATA` (drawn with the seed, cleaned as `prepare`
-does, cut as the model's training cut them) are scored four ways in one run:
+does, cut as the model's training cut them) are scored five ways in one run:
 
 - reference: `Trainer.predict` as the Hugging Face recipe evaluates (eval batch 16, the
   reviews in random order, fp32, padding per batch);
-- torch_fp32: `inference.torch_backend.predict_logits` (length-sorted batches, inference mode,
-  the last layer computing only [CLS]), `--batch-size` reviews a batch;
+- torch_fp32: the torch backend of `inference.scorer` in fp32 (length-sorted batches,
+  inference mode, the last layer computing only [CLS]), `--batch-size` reviews a batch;
 - torch_bf16: the same with bf16 autocast, which the project uses only on a CPU that does
   bf16 in hardware (AMX or AVX512-BF16): on any other CPU this row runs fp32 again, as
   the project would, unless `--force-bf16` (emulated bf16, to see what it would cost);
 - onnx_int8: the int8 ONNX graph with ONNX Runtime (`inference.onnx_backend`), the same
-  batching, as many threads as torch.
+  batching, ONNX Runtime's own thread count (one per core), as predict runs it;
+- auto: `--backend auto` as predict and score run it, its choice measured afresh (a
+  temporary cache): it should run at least 0.95x the faster of torch fp32 and int8.
 
-Last line, one JSON object: per way {reviews_per_s, accuracy}; bf16_same_labels and
-int8_same_labels (shares of reviews labelled as torch fp32 labels them); cpu_bf16 (whether
-this CPU does bf16 in hardware), bf16_autocast (whether the bf16 row ran in bf16) and the
-speed ratios, by wall-clock and by CPU time.
+Last line, one JSON object: per way {reviews_per_s, accuracy} (auto's with the backend it
+chose); the CPU's name; bf16_same_labels and int8_same_labels (shares of reviews labelled
+as torch fp32 labels them), auto_same_labels_as_chosen; cpu_bf16 (whether this CPU does
+bf16 in hardware), bf16_autocast (whether the bf16 row ran in bf16) and the speed ratios,
+by wall-clock and by CPU time.
 
     python -m bench.cpu_inference [--reviews 1000] [--batch-size 64] [--force-bf16]
 """
@@ -33,6 +36,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -44,11 +48,14 @@ from bench import finetune
 from bench.eval_speed import load_reviews, reference_predict
 from bench.project import IMDB_DIR, OFFLINE_ENV, REPO, STAND_IN_MODEL, require, temp_project
 from imdb_sentiment.core.atomic import atomic_path, json_text
-from imdb_sentiment.inference.onnx_backend import INT8_FILE, load_session, onnx_logits
+from imdb_sentiment.inference.auto_backend import CACHE_DIR_ENV, cpu_name
+from imdb_sentiment.inference.model_folder import open_transformer_folder
+from imdb_sentiment.inference.onnx_backend import INT8_FILE, OnnxScorer
 from imdb_sentiment.inference.onnx_export import ExportParams, export
 from imdb_sentiment.inference.precision import cpu_supports_bf16
+from imdb_sentiment.inference.scorer import load_scorer
 from imdb_sentiment.inference.test_split import EvaluateParams
-from imdb_sentiment.inference.torch_backend import predict_logits
+from imdb_sentiment.inference.torch_backend import TorchScorer
 from imdb_sentiment.text.cutting import read_cut_config
 from imdb_sentiment.text.tokenizing import tokenize_texts
 from imdb_sentiment.transformer.loading import load_tokenizer
@@ -144,26 +151,31 @@ def main() -> None:
     )
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    cpu, pad, batch = torch.device("cpu"), tokenizer.pad_token_id, args.batch_size
-    session = load_session(onnx_dir / INT8_FILE, threads=threads)
+    torch_folder = open_transformer_folder(model_dir, "config.json")
+    batch = args.batch_size
+    fp32 = TorchScorer(torch_folder, batch_size=batch, device="cpu", bf16=False)
+    bf16 = TorchScorer(torch_folder, batch_size=batch, device="cpu", bf16=True)
+    int8 = OnnxScorer(open_transformer_folder(onnx_dir, INT8_FILE), batch_size=batch)
+    # `--backend auto` as predict and score run it, measured afresh for this run.
+    os.environ[CACHE_DIR_ENV] = tempfile.mkdtemp(prefix="bench-auto-")
+    auto = load_scorer("distilbert", "auto", model_dir, batch_size=batch, onnx_dir=onnx_dir)
+    chosen = (
+        "onnx_int8" if isinstance(auto, OnnxScorer) else "torch_bf16" if cpu_bf16 else "torch_fp32"
+    )
     forced = torch.autocast("cpu", dtype=torch.bfloat16) if args.force_bf16 else nullcontext()
 
-    def torch_way(bf16: bool) -> Callable[[list[list[int]]], np.ndarray]:
-        def score(rows: list[list[int]]) -> np.ndarray:
-            with forced if bf16 else nullcontext():
-                return predict_logits(
-                    model, rows, pad_token_id=pad, batch_size=batch, device=cpu, bf16=bf16
-                )
-
-        return score
+    def forced_bf16(rows: list[list[int]]) -> np.ndarray:
+        with forced:
+            return bf16.logits(rows, desc=None)
 
     ways = {
         "reference": lambda rows: reference_predict(
             model, tokenizer, rows, labels[: len(rows)].tolist()
         ),
-        "torch_fp32": torch_way(bf16=False),
-        "torch_bf16": torch_way(bf16=True),
-        "onnx_int8": lambda rows: onnx_logits(session, rows, pad_token_id=pad, batch_size=batch),
+        "torch_fp32": lambda rows: fp32.logits(rows, desc=None),
+        "torch_bf16": forced_bf16,
+        "onnx_int8": lambda rows: int8.logits(rows, desc=None),
+        "auto": lambda rows: auto.logits(rows, desc=None),
     }
     predicted, figures, cpu_seconds = {}, {}, {}
     for name, score in ways.items():
@@ -172,10 +184,16 @@ def main() -> None:
         accuracy = float((predicted[name] == labels).mean())
         figures[name] = {"reviews_per_s": round(rate, 3), "accuracy": round(accuracy, 4)}
 
-    fp32 = predicted["torch_fp32"]
+    labels_fp32 = predicted["torch_fp32"]
+    fastest = max(figures["torch_fp32"]["reviews_per_s"], figures["onnx_int8"]["reviews_per_s"])
+    figures["auto"]["backend"] = chosen
     figures |= {
-        "bf16_same_labels": round(float((predicted["torch_bf16"] == fp32).mean()), 4),
-        "int8_same_labels": round(float((predicted["onnx_int8"] == fp32).mean()), 4),
+        "cpu": cpu_name(),
+        "bf16_same_labels": round(float((predicted["torch_bf16"] == labels_fp32).mean()), 4),
+        "int8_same_labels": round(float((predicted["onnx_int8"] == labels_fp32).mean()), 4),
+        "auto_same_labels_as_chosen": round(
+            float((predicted["auto"] == predicted[chosen]).mean()), 4
+        ),
         "cpu_bf16": cpu_bf16,
         "bf16_autocast": bf16_autocast,
         "torch_bf16_vs_reference": round(
@@ -184,6 +202,8 @@ def main() -> None:
         "onnx_int8_vs_torch_fp32": round(
             figures["onnx_int8"]["reviews_per_s"] / figures["torch_fp32"]["reviews_per_s"], 3
         ),
+        # auto against the faster of torch fp32 and int8, both measured in this run.
+        "auto_vs_fastest_of_fp32_and_int8": round(figures["auto"]["reviews_per_s"] / fastest, 3),
         # The same ratios from this process's CPU time, less swayed by other work on a
         # shared machine than wall-clock time.
         "cpu_time_ratios": {

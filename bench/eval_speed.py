@@ -13,9 +13,11 @@ give every review the same label.
 - reference: `Trainer.predict` as the HF text-classification recipe evaluates: eval batch
   16, the reviews in random order, fp32, `DataCollatorWithPadding` (pad to the longest in
   each batch);
-- project: `inference.torch_backend.predict_logits` (length-sorted batches, dynamic padding,
-  `torch.inference_mode`, `evaluate.batch_size` reviews a batch, the last layer computing
-  only the [CLS] position the head reads).
+- project: the model saved as a model folder and scored the way `evaluate`, `predict` and
+  `score` score it (`inference.scorer`, torch backend: length-sorted batches, dynamic
+  padding, `torch.inference_mode`, `evaluate.batch_size` reviews a batch, bf16 autocast on
+  a CPU or GPU that has bf16 units, the last layer computing only the [CLS] position the
+  head reads).
 
 Prints both reviews/s and their ratio, whether the predicted labels (argmax) are the same,
 and as its last line one JSON object: reference_reviews_per_s, project_reviews_per_s,
@@ -30,6 +32,7 @@ import argparse
 import hashlib
 import json
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -40,10 +43,11 @@ import pandas as pd
 
 from bench.project import IMDB_DIR, STAND_IN_MODEL
 from imdb_sentiment.core.labels import ID2LABEL, LABEL2ID
+from imdb_sentiment.inference.scorer import load_scorer
 from imdb_sentiment.inference.test_split import EvaluateParams
-from imdb_sentiment.inference.torch_backend import pick_device, predict_logits
+from imdb_sentiment.inference.torch_backend import pick_device
 from imdb_sentiment.text.cleaning import clean_text
-from imdb_sentiment.text.cutting import CutParams
+from imdb_sentiment.text.cutting import TOKENIZE_CONFIG_NAME, CutParams
 from imdb_sentiment.text.tokenizing import tokenize_texts
 from imdb_sentiment.transformer.loading import load_tokenizer
 
@@ -135,10 +139,15 @@ def main() -> None:
     )
 
     model = load_model(args.model, tokenizer.vocab_size)
-    device = pick_device("auto")
+    # The project's way loads the model from a folder, as the pipeline saves it.
+    folder = Path(tempfile.mkdtemp(prefix="bench-eval-speed-"))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / TOKENIZE_CONFIG_NAME).write_text(config.model_dump_json(), encoding="utf-8")
+    scorer = load_scorer("distilbert", "torch", folder, batch_size=args.batch_size)
 
     # Warm both paths up on a few reviews, so neither pays for first-call set-up.
-    predict_logits(model, input_ids[:8], pad_token_id=tokenizer.pad_token_id, device=device)
+    scorer.logits(input_ids[:8], desc=None)
     reference_predict(model, tokenizer, input_ids[:8], reviews["label"].tolist()[:8])
 
     # Wall-clock time is what the figures use; the process's CPU time is printed beside it
@@ -155,14 +164,8 @@ def main() -> None:
     )
 
     start, start_cpu = time.perf_counter(), time.process_time()
-    project_logits = predict_logits(
-        model,
-        input_ids,
-        pad_token_id=tokenizer.pad_token_id,
-        batch_size=args.batch_size,
-        device=device,
-        desc="project",
-    )
+    project_logits = scorer.logits(input_ids, desc="project")
+    shutil.rmtree(folder, ignore_errors=True)
     project_s = time.perf_counter() - start
     project_cpu_s = time.process_time() - start_cpu
     project_rate = len(input_ids) / project_s

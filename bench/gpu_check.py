@@ -14,7 +14,7 @@ to 512 tokens as `tokenize` does. Only speed is measured here; accuracy is measu
   settings (batch 16, fp32, random batches);
 - evaluate: the reference's way (`Trainer.predict`, eval batch 16, random order, fp32,
   padding to the longest in each batch) and the project's way
-  (`inference.torch_backend.predict_logits`: length-sorted batches, `evaluate.batch_size`, bf16
+  (`inference.scorer`'s torch backend: length-sorted batches, `evaluate.batch_size`, bf16
   where the GPU has it, the last layer computing only [CLS]).
 
 Prints both throughputs and their ratios, and as its last line one JSON object.
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -35,8 +36,10 @@ import numpy as np
 
 from bench.eval_speed import reference_predict
 from imdb_sentiment.core.labels import ID2LABEL, LABEL2ID
+from imdb_sentiment.inference.scorer import load_scorer
 from imdb_sentiment.inference.test_split import EvaluateParams
-from imdb_sentiment.inference.torch_backend import pick_device, predict_logits
+from imdb_sentiment.inference.torch_backend import pick_device
+from imdb_sentiment.text.cutting import TOKENIZE_CONFIG_NAME, CutParams
 from imdb_sentiment.transformer.arguments import TrainParams, build_training_arguments
 from imdb_sentiment.transformer.trainer import build_trainer
 
@@ -157,8 +160,8 @@ def main() -> None:
         flush=True,
     )
 
-    with tempfile.TemporaryDirectory() as folder:
-        tokenizer = make_tokenizer(Path(folder))
+    folder = Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    tokenizer = make_tokenizer(folder)
     train = {
         way: train_throughput(way, sequences, labels, args.train_steps, tokenizer, args.tiny)
         for way in ("reference", "project")
@@ -170,18 +173,23 @@ def main() -> None:
     )
 
     model = make_model(args.tiny).eval()
+    # The project's way loads the model from a folder, as the pipeline saves it.
+    model.save_pretrained(folder / "model")
+    tokenizer.save_pretrained(folder / "model")
+    cut = CutParams(max_length=MAX_LENGTH).model_dump_json()
+    (folder / "model" / TOKENIZE_CONFIG_NAME).write_text(cut, encoding="utf-8")
+    scorer = load_scorer("distilbert", "torch", folder / "model", batch_size=args.batch_size)
     # Warm both paths up so that neither pays for CUDA start-up and kernel selection.
-    predict_logits(model, sequences[:64], pad_token_id=PAD_ID, device=device)
+    scorer.logits(sequences[:64], desc=None)
     reference_predict(model, tokenizer, sequences[:64], labels[:64].tolist())
 
     start = time.perf_counter()
     reference_logits = reference_predict(model, tokenizer, sequences, labels.tolist())
     reference_rate = len(sequences) / (time.perf_counter() - start)
     start = time.perf_counter()
-    project_logits = predict_logits(
-        model, sequences, pad_token_id=PAD_ID, batch_size=args.batch_size, device=device
-    )
+    project_logits = scorer.logits(sequences, desc=None)
     project_rate = len(sequences) / (time.perf_counter() - start)
+    shutil.rmtree(folder, ignore_errors=True)
     agreement = float((reference_logits.argmax(1) == project_logits.argmax(1)).mean())
     print(
         f"evaluate: reference {reference_rate:.1f} reviews/s (fp32, batch 16, random order), "

@@ -5,7 +5,7 @@
 Scores every review of the data folder (`--data`, else env IMDB_DATA, else
 ../shared/data/imdb: train, test and unsup, 99,999 reviews) with NB-LR twice:
 - plain: one process, no Ray: reads every file with pandas, cleans the reviews as
-  `prepare` does and calls `inference.scorer.classical_proba` on all of them at once;
+  `prepare` does and calls `inference.scorer`'s scorer on all of them at once;
 - ray: `imdb-score DATA --model linear` on a Ray instance it starts on this
   machine, with `--workers` scoring actors (default 2).
 Both are timed from process start to exit (imports, model loading and, for Ray, starting
@@ -75,11 +75,12 @@ def plain(data: Path, model_dir: Path, tokenizer_name: str, out: Path) -> None:
     """The baseline, in its own process: every review at once, no Ray."""
     import pandas as pd
 
-    from imdb_sentiment.inference.scorer import classical_proba
+    from imdb_sentiment.inference.scorer import load_scorer
 
     frames = [pd.read_parquet(path) for path in input_files(data)]
     reviews = pd.concat(frames, ignore_index=True)
-    proba = classical_proba(model_dir, clean(reviews["text"].tolist()), tokenizer_name)
+    scorer = load_scorer("linear", model_dir=model_dir, tokenizer=tokenizer_name)
+    proba = scorer.proba(clean(reviews["text"].tolist()))
     pd.DataFrame({"label": (proba >= 0.5).astype("int64"), "score": proba}).to_parquet(out)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from helpers import (
     write_aclimdb,
 )
 
+from imdb_sentiment.inference.auto_backend import CACHE_DIR_ENV
 from imdb_sentiment.inference.precision import CPU_BF16_ENV
 
 
@@ -27,6 +29,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # The same numbers on every CPU: fp32 even where the CPU does bf16 (tests of that
     # choice set the answer themselves).
     os.environ[CPU_BF16_ENV] = "0"
+    # `--backend auto` keeps what it measured in a cache folder: the tests' own, not the
+    # user's.
+    os.environ[CACHE_DIR_ENV] = tempfile.mkdtemp(prefix="imdb-sentiment-cache-")
     if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
         os.environ["OMP_NUM_THREADS"] = "1"
         if "torch" in sys.modules:

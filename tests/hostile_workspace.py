@@ -103,7 +103,7 @@ def run_predict(
     return subprocess.run(
         [sys.executable, "-m", "imdb_sentiment.cli.predict", *argv],
         cwd=cwd,
-        env=subprocess_env() | {"PYTHONPATH": str(PROJECT_ROOT)},
+        env=subprocess_env(),
         capture_output=True,
         timeout=timeout,
         **kwargs,

@@ -24,7 +24,8 @@ from imdb_sentiment.evaluation.metrics import positive_proba
 from imdb_sentiment.evaluation.plots import accuracy_by_length, curve_frames
 from imdb_sentiment.inference import test_split
 from imdb_sentiment.inference.batching import length_sorted_batches, pad_batch
-from imdb_sentiment.inference.torch_backend import first_position_last_layer, predict_logits
+from imdb_sentiment.inference.cls_shortcut import first_position_last_layer
+from imdb_sentiment.inference.torch_backend import predict_logits
 from imdb_sentiment.stages import evaluate
 
 METRIC_KEYS = {
@@ -124,7 +125,7 @@ def test_the_last_layer_computing_only_cls_gives_the_full_models_logits(
     last = model.distilbert.transformer.layer[-1]
     with first_position_last_layer(model) as applied:
         assert applied and "forward" in vars(last)
-        got = predict_logits(model, inputs, pad_token_id=0, batch_size=5)
+        got = predict_logits(model, inputs, pad_token_id=0, batch_size=5, first_position_only=True)
     assert "forward" not in vars(last)  # the class's forward is back
     np.testing.assert_allclose(got, full.logits.numpy(), atol=1e-5)
     plain = predict_logits(model, inputs, pad_token_id=0, first_position_only=False)
@@ -141,7 +142,7 @@ def test_the_last_layer_computing_only_cls_gives_the_full_models_logits(
     torch.manual_seed(0)
     bert = AutoModelForSequenceClassification.from_config(bert_config).eval()
     np.testing.assert_allclose(
-        predict_logits(bert, inputs, pad_token_id=0),
+        predict_logits(bert, inputs, pad_token_id=0, first_position_only=True),
         predict_logits(bert, inputs, pad_token_id=0, first_position_only=False),
         atol=1e-5,
     )

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from evaluate_workspace import tiny_classical_pipeline
-from helpers import PROJECT_ROOT, make_reviews, subprocess_env
+from helpers import make_reviews, subprocess_env
 from hostile_workspace import (
     CRAFT_TIMEOUT,
     REVIEW,
@@ -397,7 +397,7 @@ def test_predict_on_crafted_model_files_is_one_line_never_a_crash(
     result = subprocess.run(
         [sys.executable, "-c", PREDICT_EACH, json.dumps(cases)],
         cwd=workspace,
-        env=subprocess_env() | {"PYTHONPATH": str(PROJECT_ROOT)},
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=CRAFT_TIMEOUT,

@@ -22,7 +22,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from helpers import PROJECT_ROOT, make_reviews, subprocess_env
+from helpers import make_reviews, subprocess_env
 from hostile_workspace import (
     REVIEW,
     assert_one_error,
@@ -186,7 +186,7 @@ def test_a_kill_while_scoring_leaves_no_output_and_the_next_run_cleans_up(
     process = subprocess.Popen(
         [sys.executable, "-m", "imdb_sentiment.cli.predict", *argv],
         cwd=root,
-        env=subprocess_env() | {"PYTHONPATH": str(PROJECT_ROOT)},
+        env=subprocess_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

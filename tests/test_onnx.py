@@ -16,14 +16,14 @@ from helpers import PROJECT_ROOT, make_reviews, run
 
 from imdb_sentiment.core.errors import StageError, run_stage
 from imdb_sentiment.inference import onnx_export
+from imdb_sentiment.inference.model_folder import check_same_cut, open_transformer_folder
 from imdb_sentiment.inference.onnx_backend import (
     FP32_FILE,
     INT8_FILE,
+    OnnxScorer,
     import_onnxruntime,
     load_session,
     onnx_logits,
-    onnx_proba,
-    score_test_split,
 )
 from imdb_sentiment.inference.torch_backend import predict_logits
 from imdb_sentiment.stages import export_onnx
@@ -124,7 +124,7 @@ def test_predict_onnx_backend_cuts_long_reviews_as_training_did(
     ids = tokenize_texts(texts, tokenizer, CUT)["input_ids"]
     assert len(ids[0]) == CUT.max_length
     expected = onnx_logits(load_session(exported / INT8_FILE), ids, pad_token_id=0)
-    proba = onnx_proba(exported, texts, batch_size=4)
+    proba = OnnxScorer(open_transformer_folder(exported, INT8_FILE), batch_size=4).proba(texts)
     odds = np.exp(expected[:, 1] - expected[:, 0])
     np.testing.assert_allclose(proba, odds / (1 + odds), rtol=1e-6)
 
@@ -136,7 +136,7 @@ def test_predict_cli_scores_with_the_int8_model(exported: Path, tmp_path: Path) 
         [*args, "--backend", "onnx-int8", "--model-dir", str(exported), *reviews], cwd=tmp_path
     )
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    proba = onnx_proba(exported, reviews, batch_size=2)
+    proba = OnnxScorer(open_transformer_folder(exported, INT8_FILE), batch_size=2).proba(reviews)
     assert [row["p_positive"] for row in rows] == [round(float(p), 6) for p in proba]
     refused = run([*args, "--backend", "onnx-int8", "--model", "rf", "x"], tmp_path, check=False)
     assert refused.returncode == 1
@@ -150,13 +150,15 @@ def test_evaluate_refuses_an_export_of_a_model_trained_on_other_cuts(
 ) -> None:
     other = CutParams(max_length=64, head_tokens=16)
     (tmp_path / "tokenize_config.json").write_text(json.dumps(other.model_dump()))
-    with pytest.raises(StageError, match="exported from a model trained on ids cut otherwise"):
-        score_test_split(test_ids, tmp_path, batch_size=16, model_dir=exported)
+    folder = open_transformer_folder(exported, INT8_FILE)
+    with pytest.raises(StageError, match="was trained on ids cut otherwise than"):
+        check_same_cut(folder, tmp_path)
     (tmp_path / "tokenize_config.json").write_text(
         json.dumps({**CUT.model_dump(), "batch_size": 7})
     )
-    proba, seconds = score_test_split(test_ids, tmp_path, batch_size=16, model_dir=exported)
-    assert proba.shape == (len(test_ids),) and seconds > 0
+    check_same_cut(folder, tmp_path)
+    proba = OnnxScorer(folder, batch_size=16).score(test_ids)
+    assert proba.shape == (len(test_ids),)
 
 
 def test_a_model_type_the_optimiser_does_not_fuse_fails_in_one_line(

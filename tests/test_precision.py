@@ -3,6 +3,7 @@ by evaluate's inference and by predict's torch backend."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,9 @@ import pytest
 import torch
 
 from imdb_sentiment.inference import precision
-from imdb_sentiment.inference.scorer import distilbert_proba
+from imdb_sentiment.inference.scorer import load_scorer
 from imdb_sentiment.inference.torch_backend import predict_logits
+from imdb_sentiment.text.cutting import CutParams
 
 CPU = torch.device("cpu")
 
@@ -111,21 +113,23 @@ def test_inference_autocasts_to_bf16_exactly_when_the_cpu_has_it(
 
 
 @pytest.mark.parametrize("supported", [True, False])
-def test_predict_torch_backend_autocasts_exactly_when_the_cpu_has_it(
-    detection, monkeypatch: pytest.MonkeyPatch, supported: bool
+def test_the_torch_scorer_autocasts_exactly_when_the_cpu_has_it(
+    detection,
+    monkeypatch: pytest.MonkeyPatch,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    supported: bool,
 ) -> None:
     detection(supported)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    seen = []
-
-    def scorer(model_dir: Path, texts: list[str], batch_size: int) -> np.ndarray:
-        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
-        return np.full(len(texts), 0.75)
-
-    proba = distilbert_proba("torch", Path("models/distilbert"), ["a film"], 8, scorer)
-    assert proba.tolist() == [0.75]
-    if supported:
-        assert seen == [(True, torch.bfloat16)]
-    else:
-        assert len(seen) == 1 and seen[0][0] is False
+    folder = tmp_path / "distilbert"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "tokenize_config.json").write_text(CutParams(max_length=32).model_dump_json())
+    scorer = load_scorer("distilbert", "torch", folder, batch_size=8)
+    seen = autocast_seen(scorer.model)
+    proba = scorer.proba(["a film", "a dull film of no interest"])
+    assert proba.shape == (2,)
+    # The scorer's own probe of the last-layer shortcut runs in fp32, outside scoring.
+    assert len(seen) == 1  # one batch
+    assert seen[0] == (True, torch.bfloat16) if supported else seen[0][0] is False
     assert not torch.is_autocast_enabled("cpu")  # only while scoring

@@ -139,7 +139,7 @@ def test_long_reviews_are_cut_as_in_training(in_workspace: Path, capsys) -> None
     assert ids[:10] == test["input_ids"][:10]  # the same cut tokenize made for evaluate
     model = AutoModelForSequenceClassification.from_pretrained("models/distilbert")
     expected = positive_proba(predict_logits(model, ids, pad_token_id=0))
-    out, _ = call(capsys, "--format", "jsonl", *texts)
+    out, _ = call(capsys, "--format", "jsonl", "--backend", "torch", *texts)
     got = np.array([row["p_positive"] for row in jsonl(out)])
     np.testing.assert_allclose(got, expected, atol=2e-6)
 

@@ -247,11 +247,10 @@ def test_stage_error_is_one_line_and_exit_status_1(in_tmp_project: Path) -> None
     import subprocess
     import sys
 
-    from helpers import PROJECT_ROOT, subprocess_env
+    from helpers import subprocess_env
 
     set_params(in_tmp_project / "params.yaml", {"prepare.validation_size": 0})
     env = subprocess_env()
-    env["PYTHONPATH"] = str(PROJECT_ROOT)
     result = subprocess.run(
         [sys.executable, "-m", "imdb_sentiment.stages.prepare"],
         cwd=in_tmp_project,

@@ -31,9 +31,9 @@ from imdb_sentiment.classical.forest import build_pipeline as rf_pipeline
 from imdb_sentiment.classical.linear import LinearParams
 from imdb_sentiment.classical.linear import build_pipeline as linear_pipeline
 from imdb_sentiment.classical.store import save_classical_model
-from imdb_sentiment.inference import onnx_export, scorer
-from imdb_sentiment.inference.onnx_backend import onnx_proba
+from imdb_sentiment.inference import onnx_export
 from imdb_sentiment.inference.onnx_export import ExportParams
+from imdb_sentiment.inference.scorer import load_scorer
 from imdb_sentiment.text.cleaning import CleaningParams
 from imdb_sentiment.text.cutting import CutParams
 from imdb_sentiment.text.reviews import Reviews, clean_reviews
@@ -220,18 +220,16 @@ def read_scores(out: Path) -> pd.DataFrame:
 
 def expected_scores(corpus: Path, kind: str, backend: str = "torch") -> pd.DataFrame:
     """What the predict command's code gives, in this one process: the reviews cleaned by
-    clean_reviews, scored by transformer_proba / onnx_proba / classical_proba."""
+    clean_reviews, scored by load_scorer's scorer of the model and backend."""
     frames = [pd.read_parquet(path) for path in sorted((corpus / "input").glob("*.parquet"))]
     reviews = pd.concat(frames, ignore_index=True)
     texts = ["" if pd.isna(text) else text for text in reviews["text"]]  # as predict reads
     positions, cleaned = clean_reviews(Reviews(texts=list(texts)), CleaningParams())
     model_dir = corpus / "models" / kind
     if backend == "onnx-int8":
-        proba = onnx_proba(corpus / "models/distilbert-onnx", cleaned, batch_size=16)
-    elif kind == "distilbert":
-        proba = scorer.transformer_proba(model_dir, cleaned, batch_size=16)
-    else:
-        proba = scorer.classical_proba(model_dir, cleaned, str(corpus / "models/distilbert"))
+        model_dir = corpus / "models/distilbert-onnx"
+    tokenizer = str(corpus / "models/distilbert")
+    proba = load_scorer(kind, backend, model_dir, batch_size=16, tokenizer=tokenizer).proba(cleaned)
     kept = reviews.iloc[positions].drop(columns="text").reset_index(drop=True)
     return kept.assign(label=(proba >= 0.5).astype("int64"), score=proba)
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 from dvc_helpers import declared_outs, kill_when, lock_outs, start_dvc
 from helpers import (
-    PROJECT_ROOT,
     TINY_PARAMS,
     dvc,
     make_project_repo,
@@ -297,7 +296,9 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(
     label, score = namespace["classify"](long_review)
     from imdb_sentiment.inference import scorer
 
-    p_positive = scorer.transformer_proba(model_dir, [long_review], batch_size=1)[0]
+    p_positive = scorer.load_scorer("distilbert", "torch", model_dir, batch_size=1).proba(
+        [long_review]
+    )[0]
     expected = "POSITIVE" if p_positive >= 0.5 else "NEGATIVE"
     assert label == expected
     assert score == pytest.approx(max(p_positive, 1 - p_positive), abs=1e-5)
@@ -371,7 +372,7 @@ def test_two_processes_train_as_one_with_the_same_effective_batch(
                 "train_distilbert.per_device_train_batch_size": batch,
             },
         )
-        env = dict(subprocess_env(), PYTHONPATH=str(PROJECT_ROOT), OMP_NUM_THREADS="1")
+        env = dict(subprocess_env(), OMP_NUM_THREADS="1")
         result = subprocess.run(
             [sys.executable, "-m", "imdb_sentiment.stages.train_distilbert"],
             cwd=tokenized_project,

@@ -92,7 +92,7 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def env() -> dict[str, str]:
-    return {**subprocess_env(), "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
+    return {**subprocess_env(), "OMP_NUM_THREADS": "1"}
 
 
 def metrics(folder: Path) -> dict:

@@ -22,10 +22,8 @@ from imdb_sentiment.core.params import Params
 
 # The columns a classical pipeline reads: the cleaned review and its WordPiece tokens.
 INPUT_COLUMNS = ("text", "tokens")
-
 # Words keep one-letter tokens and `!`/`?`, which carry sentiment ("a 1/10", "avoid!").
 WORD_PATTERN = r"(?u)\b\w+\b|[!?]"
-
 # The `tokens` column is already split: one token per run of non-space characters.
 TOKEN_PATTERN = r"\S+"
 

@@ -31,10 +31,8 @@ from imdb_sentiment.classical.features import (
 from imdb_sentiment.core.errors import StageError, one_line
 
 MODEL_FILE = "model.skops"
-
 # zip entries carry a modification time; a fixed one makes the same model the same bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-
 # Attributes that hold an `id()` of the process that fitted the estimator (a cache key of
 # the vectorizers): zeroed in the saved state, which they would make differ per process.
 PROCESS_ATTRIBUTES = frozenset({"_stop_words_id"})

@@ -6,8 +6,9 @@
     cat reviews.txt | imdb-predict --model rf --format csv
 
 DistilBERT (the default, `models/distilbert`, or any folder `dvc artifacts get` fetched)
-runs through a transformers `pipeline("text-classification")` whose preprocessing cuts a
-long review the way training did (`tokenize_config.json` beside the model). `--model rf` /
+cuts a long review the way training did (`tokenize_config.json` beside the model) and runs
+with `--backend auto` (the faster of torch and the int8 ONNX copy on this machine), `torch`
+or `onnx-int8` (`inference.scorer`, as `evaluate` and `score` run it). `--model rf` /
 `--model linear` load the classical pipelines, which read the review's WordPiece tokens
 beside its text: those come from the tokenizer of `model.name` in params.yaml, the one
 `tokenize` used (`--tokenizer` points elsewhere). Every review is cleaned first as
@@ -37,15 +38,7 @@ from imdb_sentiment.core.errors import StageError, run_stage
 from imdb_sentiment.core.labels import ID2LABEL
 from imdb_sentiment.core.params import ModelParams, load_params, load_section, load_subset
 from imdb_sentiment.core.paths import PARAMS_FILE
-from imdb_sentiment.inference.scorer import (
-    BACKENDS,
-    MODEL_CHOICES,
-    check_model_dir,
-    classical_proba,
-    distilbert_proba,
-    model_dir_for,
-    transformer_proba,
-)
+from imdb_sentiment.inference.scorer import BACKENDS, MODEL_CHOICES, check_model, load_scorer
 from imdb_sentiment.text.cleaning import CleaningParams
 from imdb_sentiment.text.reviews import clean_reviews, format_rows, read_reviews
 
@@ -86,7 +79,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", choices=MODEL_CHOICES, default="distilbert")
     parser.add_argument("--model-dir", type=Path, help="default: models/<model>")
     parser.add_argument(
-        "--backend", choices=BACKENDS, default="torch", help="distilbert: torch or onnx-int8"
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="distilbert: auto (the faster here, measured once), torch or onnx-int8",
     )
     parser.add_argument("--format", choices=FORMATS, default="table")
     parser.add_argument("--output", type=Path, help="write here (atomically) instead of stdout")
@@ -135,9 +131,8 @@ def predict(args: argparse.Namespace) -> None:
         raise StageError(f"--batch-size {args.batch_size}: must be at least 1")
     params = load_params() if PARAMS_FILE.exists() else {}
     cleaning = load_subset(params, "prepare", CleaningParams)
-    model_dir, needed = model_dir_for(args.model, args.backend, args.model_dir)
     # Before reading stdin, so a wrong model folder does not wait for input first.
-    check_model_dir(model_dir, needed)
+    model_dir = check_model(args.model, args.backend, args.model_dir)
     check_output(args.output, args.file)
     reviews = read_reviews(args.reviews, args.file, args.column)
     if not reviews.texts:
@@ -145,17 +140,21 @@ def predict(args: argparse.Namespace) -> None:
     positions, texts = clean_reviews(reviews, cleaning)
     rows: list[dict[str, Any]] = []
     if texts:
-        if args.model == "distilbert":
-            proba = distilbert_proba(
-                args.backend, model_dir, texts, args.batch_size, transformer_proba
+        tokenizer, tokenizer_param = args.tokenizer, "--tokenizer"
+        if args.model != "distilbert" and tokenizer is None:
+            tokenizer, tokenizer_param = (
+                load_section(params, "model", ModelParams).name,
+                "model.name",
             )
-        else:
-            if args.tokenizer is not None:
-                proba = classical_proba(model_dir, texts, args.tokenizer, "--tokenizer")
-            else:
-                name = load_section(params, "model", ModelParams).name
-                proba = classical_proba(model_dir, texts, name)
-        rows = result_rows(positions, texts, proba)
+        scorer = load_scorer(
+            args.model,
+            args.backend,
+            model_dir,
+            batch_size=args.batch_size,
+            tokenizer=tokenizer,
+            tokenizer_param=tokenizer_param,
+        )
+        rows = result_rows(positions, texts, scorer.proba(texts))
     write_output(format_rows(rows, args.format), args.output)
     skipped = len(reviews.texts) - len(texts)
     if skipped:

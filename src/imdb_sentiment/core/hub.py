@@ -11,7 +11,6 @@ from typing import TypeVar
 from imdb_sentiment.core.errors import StageError, one_line
 
 T = TypeVar("T")
-
 LOCAL_HINT = "a local directory saved with save_pretrained"
 
 

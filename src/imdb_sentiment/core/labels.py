@@ -3,5 +3,4 @@
 from __future__ import annotations
 
 ID2LABEL = {0: "NEGATIVE", 1: "POSITIVE"}
-
 LABEL2ID = {name: idx for idx, name in ID2LABEL.items()}

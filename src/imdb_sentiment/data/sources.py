@@ -14,9 +14,7 @@ from imdb_sentiment.core.errors import StageError
 from imdb_sentiment.core.hub import is_local_path, load_from_hub
 
 LABELED_SPLITS = ("train", "test")
-
 ACLIMDB_LABEL_DIRS = {"neg": 0, "pos": 1}
-
 ACLIMDB_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
 
 

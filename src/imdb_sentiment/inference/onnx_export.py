@@ -16,6 +16,7 @@ Needs the optional extra `onnx` (`pip install -e '.[onnx]'`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import warnings
@@ -36,26 +37,26 @@ from imdb_sentiment.inference.onnx_backend import (
     OUTPUT_NAME,
     import_onnxruntime,
     load_session,
-    model_config,
     onnx_logits,
 )
 from imdb_sentiment.text.cutting import TOKENIZE_CONFIG_NAME, read_cut_config
-from imdb_sentiment.transformer.loading import load_classifier, load_tokenizer, refuse_remote_code
+from imdb_sentiment.transformer.loading import (
+    load_classifier,
+    load_tokenizer,
+    refuse_remote_code,
+)
 
 log = logging.getLogger("imdb_sentiment.export_onnx")
 
 MODEL_DIR = MODELS_DIR / "distilbert"
-
 RECORD_FILE = "export.json"
-
+WEIGHTS_FILE = "model.safetensors"
 # The model types (config.json `model_type`) whose encoder layers ONNX Runtime's BERT
 # fusions match, with the optimiser's name for them. Others are refused rather than
 # exported unfused.
 OPTIMIZER_MODEL_TYPES = {"distilbert": "bert", "bert": "bert"}
-
 # Seeded probe inputs for the export check: (reviews, tokens) per batch, one row padded.
 PROBE_SHAPES = ((3, 64), (2, 9))
-
 PROBE_SEED = 0
 
 
@@ -74,9 +75,21 @@ class ExportParams(Params):
     tolerance: float = Field(1e-4, gt=0)
 
 
+def weights_sha256(model_dir: Path) -> str:
+    """sha256 of the model's weights file (`model.safetensors`)."""
+    digest = hashlib.sha256()
+    with open(model_dir / WEIGHTS_FILE, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def optimizer_model_type(model_dir: Path) -> str:
     """The optimiser's model type for the model in `model_dir`; one line if it has none."""
-    model_type = model_config(model_dir).get("model_type")
+    from transformers import PretrainedConfig
+
+    # The raw config.json: a model type this module does not know may not load as a config.
+    model_type = PretrainedConfig.get_config_dict(str(model_dir))[0].get("model_type")
     if model_type not in OPTIMIZER_MODEL_TYPES:
         raise StageError(
             f"{model_dir}: model_type {model_type!r} is not one ONNX Runtime's transformer "
@@ -220,4 +233,6 @@ def export(model_dir: Path, out_dir: Path, params: ExportParams) -> dict[str, An
         "int8_max_logit_difference": float(f"{int8_difference:.1e}"),
         "fp32_mb": round((out_dir / FP32_FILE).stat().st_size / 1e6, 3),
         "int8_mb": round((out_dir / INT8_FILE).stat().st_size / 1e6, 3),
+        # Which weights this is a copy of: `--backend auto` uses the copy only with them.
+        "source_sha256": weights_sha256(model_dir),
     }

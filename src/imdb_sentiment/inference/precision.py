@@ -16,9 +16,7 @@ from typing import Any
 
 # /proc/cpuinfo flags of the instructions that do bf16 matrix work in hardware.
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
-
 CPUINFO = Path("/proc/cpuinfo")
-
 CPU_BF16_ENV = "IMDB_SENTIMENT_CPU_BF16"
 
 

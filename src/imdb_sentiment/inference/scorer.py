@@ -1,146 +1,105 @@
-"""P(positive) of new reviews from a trained model folder, for `predict`."""
+"""One way to turn reviews into P(positive), for every model and backend.
+
+A scorer is loaded once from a model folder and checked whole there; then
+`scorer.proba(texts)` scores cleaned reviews. It does that in two steps that can be called
+apart: `encode(texts)` turns reviews into what the model reads (for a transformer, ids cut
+as training cut them; for a classical model, the text with its tokens), and
+`score(encoded)` gives P(positive) of those. `evaluate` calls `score` on what `tokenize`
+already encoded; `predict`, `score` and the benchmarks call `proba`.
+
+| model | backend | folder | runs on |
+| --- | --- | --- | --- |
+| `distilbert` | `torch` | `models/distilbert` | PyTorch, bf16 where the device has it in hardware |
+| `distilbert` | `onnx-int8` | `models/distilbert-onnx` | ONNX Runtime, int8 weights, CPU |
+| `distilbert` | `auto` | both | the faster of the two here (`inference.auto_backend`) |
+| `rf`, `linear` | (any) | `models/<name>` | scikit-learn |
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 
-from imdb_sentiment.classical.store import (
-    MODEL_FILE,
-    classical_positive_proba,
-    load_classical_model,
-)
-from imdb_sentiment.core.errors import StageError, one_line
+from imdb_sentiment.classical.store import MODEL_FILE
+from imdb_sentiment.core.errors import StageError
 from imdb_sentiment.core.paths import MODELS_DIR
-from imdb_sentiment.inference.batching import length_order
-from imdb_sentiment.inference.onnx_backend import INT8_FILE, ONNX_DIR, onnx_proba
-from imdb_sentiment.inference.precision import bf16_autocast
-from imdb_sentiment.text.cutting import CutParams, IdCutter, check_fits_model, read_cut_config
-from imdb_sentiment.text.tokenizing import tokenize_texts
-from imdb_sentiment.transformer.loading import load_tokenizer, refuse_remote_code
+from imdb_sentiment.inference.auto_backend import choose_backend
+from imdb_sentiment.inference.classical_backend import ClassicalScorer
+from imdb_sentiment.inference.model_folder import check_model_dir, open_transformer_folder
+from imdb_sentiment.inference.onnx_backend import INT8_FILE, ONNX_DIR, OnnxScorer
+from imdb_sentiment.inference.torch_backend import TorchScorer
 
-BACKENDS = ("torch", "onnx-int8")
 # The trained models predict and score load by name (models/<name>).
 MODEL_CHOICES = ("distilbert", "rf", "linear")
+TRANSFORMER = "distilbert"
+BACKENDS = ("auto", "torch", "onnx-int8")
+# What a transformer folder of each backend must hold.
+BACKEND_FILES = {"torch": "config.json", "onnx-int8": INT8_FILE}
 
-TextScorer = Callable[[Path, list[str], int], np.ndarray]
+
+class Scorer(Protocol):
+    def encode(self, texts: Sequence[str]) -> Any: ...
+
+    def score(self, encoded: Any) -> np.ndarray: ...
+
+    def proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def model_dir_for(model: str, backend: str, model_dir: Path | None) -> tuple[Path, str]:
-    """The folder to load (`model_dir`, or the default for the model and backend) and the
-    file that must be in it."""
+def model_dir_for(model: str, backend: str, model_dir: Path | None = None) -> Path:
+    """The folder a model and backend load: `model_dir`, else the pipeline's default. For
+    `auto` that is the torch folder (its int8 copy is looked for in models/distilbert-onnx)."""
+    if model != TRANSFORMER:
+        if backend == "onnx-int8":
+            raise StageError(f"--backend onnx-int8 runs {TRANSFORMER} only, not --model {model}")
+        return model_dir or MODELS_DIR / model
     if backend == "onnx-int8":
-        if model != "distilbert":
-            raise StageError(f"--backend onnx-int8 runs distilbert only, not --model {model}")
-        return model_dir or ONNX_DIR, INT8_FILE
-    return model_dir or MODELS_DIR / model, "config.json" if model == "distilbert" else MODEL_FILE
+        return model_dir or ONNX_DIR
+    return model_dir or MODELS_DIR / TRANSFORMER
 
 
-def distilbert_proba(
-    backend: str, model_dir: Path, texts: Sequence[str], batch_size: int, torch_proba: TextScorer
-) -> np.ndarray:
-    """P(positive) of the cleaned `texts`: `torch_proba` (predict's transformers pipeline)
-    under bf16 autocast where the hardware has it, or the int8 ONNX model."""
+def check_model(model: str, backend: str, model_dir: Path | None = None) -> Path:
+    """Stop in one line, before any input is read, when the model's folder is not there."""
+    folder = model_dir_for(model, backend, model_dir)
+    needed = MODEL_FILE if model != TRANSFORMER else BACKEND_FILES.get(backend, "config.json")
+    check_model_dir(folder, needed)
+    return folder
+
+
+def load_scorer(
+    model: str,
+    backend: str = "auto",
+    model_dir: Path | None = None,
+    *,
+    batch_size: int = 32,
+    device: str = "auto",
+    tokenizer: str | None = None,
+    tokenizer_param: str = "model.name",
+    threads: int | None = None,
+    one_core: bool = False,
+    onnx_dir: Path = ONNX_DIR,
+) -> Scorer:
+    """The scorer of `model` run by `backend`, from `model_dir` (else the pipeline's folder).
+
+    `tokenizer` is the classical models' tokenizer (the one `tokenize` used); `threads` and
+    `one_core` keep a scorer to its share of the CPUs (ONNX Runtime's threads; one core for
+    a classical pipeline); `onnx_dir` is where `auto` looks for the int8 copy.
+    """
+    folder = check_model(model, backend, model_dir)
+    if model != TRANSFORMER:
+        return ClassicalScorer(
+            folder, tokenizer=tokenizer, tokenizer_param=tokenizer_param, one_core=one_core
+        )
+    if backend == "auto":
+        backend = choose_backend(folder, onnx_dir, device)
+        if backend == "onnx-int8":
+            folder = onnx_dir
     if backend == "onnx-int8":
-        return onnx_proba(model_dir, texts, batch_size)
-    import torch
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    with bf16_autocast(device, bf16=True):
-        return torch_proba(model_dir, list(texts), batch_size)
-
-
-def check_model_dir(model_dir: Path, needed: str) -> None:
-    if not model_dir.is_dir():
-        raise StageError(
-            f"{model_dir}: no such model folder (train it with `dvc repro`, fetch it with "
-            "`dvc pull` or `dvc artifacts get`)"
+        return OnnxScorer(
+            open_transformer_folder(folder, INT8_FILE), batch_size=batch_size, threads=threads
         )
-    if not (model_dir / needed).exists():
-        raise StageError(f"{model_dir}: {needed} is missing; is this a trained model folder?")
-
-
-def cutting_pipeline_class() -> type:
-    """A text-classification pipeline whose preprocessing cuts a review as training did."""
-    from transformers import TextClassificationPipeline
-
-    class CutLikeTrainingPipeline(TextClassificationPipeline):
-        cut: CutParams
-
-        def preprocess(self, inputs: str, **tokenizer_kwargs: Any) -> dict[str, Any]:
-            import torch
-
-            if not hasattr(self, "_cutter"):
-                self._cutter = IdCutter(self.tokenizer, self.cut)
-            ids = self.tokenizer(inputs, add_special_tokens=False, verbose=False)["input_ids"]
-            framed = torch.tensor([self._cutter(ids)], dtype=torch.long)
-            return {"input_ids": framed, "attention_mask": torch.ones_like(framed)}
-
-    return CutLikeTrainingPipeline
-
-
-def transformer_proba(model_dir: Path, texts: list[str], batch_size: int) -> np.ndarray:
-    """P(positive) of `texts` by the saved sequence classifier in `model_dir`."""
-    import torch
-    import transformers
-
-    check_model_dir(model_dir, "config.json")
-    refuse_remote_code(model_dir)
-    cut = read_cut_config(model_dir)
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    try:
-        classifier = transformers.pipeline(
-            "text-classification",
-            model=str(model_dir),
-            tokenizer=str(model_dir),
-            pipeline_class=cutting_pipeline_class(),
-            device=0 if torch.cuda.is_available() else -1,
-            trust_remote_code=False,
-        )
-    except Exception as exc:  # transformers and safetensors raise many types
-        detail = " ".join(str(exc).split())[:200]
-        raise StageError(
-            f"{model_dir}: cannot load the model ({type(exc).__name__}: {detail})"
-        ) from exc
-    check_fits_model(cut, classifier.model.config, str(model_dir / "tokenize_config.json"))
-    vocab_size = getattr(classifier.model.config, "vocab_size", None)
-    if isinstance(vocab_size, int) and len(classifier.tokenizer) > vocab_size:
-        raise StageError(
-            f"{model_dir}: its tokenizer has {len(classifier.tokenizer)} tokens, more than "
-            f"the model's {vocab_size}"
-        )
-    classifier.cut = cut
-    label2id = {name.upper(): idx for idx, name in classifier.model.config.id2label.items()}
-    if label2id.get("POSITIVE") != 1:
-        raise StageError(f"{model_dir}: config.json's id2label is not NEGATIVE/POSITIVE")
-    # Longest first, so the pipeline's batches hold reviews of similar length (less padding).
-    order = length_order([len(text) for text in texts])
-    proba = np.empty(len(texts), dtype=np.float64)
-    try:
-        outputs = classifier([texts[i] for i in order], batch_size=batch_size, top_k=None)
-        for index, scores in zip(order, outputs, strict=True):
-            proba[index] = next(s["score"] for s in scores if s["label"].upper() == "POSITIVE")
-    except (RuntimeError, IndexError, ValueError, TypeError) as exc:  # weights of a wrong shape
-        raise StageError(
-            f"{model_dir}: the model cannot score reviews ({type(exc).__name__}: "
-            f"{one_line(exc, 200)})"
-        ) from exc
-    return proba
-
-
-def classical_proba(
-    model_dir: Path, texts: list[str], tokenizer_name: str, tokenizer_param: str = "model.name"
-) -> np.ndarray:
-    """P(positive) of `texts` by the classical pipeline in `model_dir`."""
-    check_model_dir(model_dir, MODEL_FILE)
-    pipeline = load_classical_model(model_dir)
-    tokenizer = load_tokenizer(tokenizer_name, tokenizer_param)
-    # Whole-review tokens joined by spaces, exactly as `tokenize` writes them for training.
-    tokens = tokenize_texts(texts, tokenizer, CutParams())["tokens"]
-    frame = pd.DataFrame({"text": texts, "tokens": tokens})
-    return classical_positive_proba(pipeline, frame, str(model_dir / MODEL_FILE))
+    return TorchScorer(
+        open_transformer_folder(folder, "config.json"), batch_size=batch_size, device=device
+    )

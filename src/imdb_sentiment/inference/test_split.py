@@ -10,8 +10,6 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
-from imdb_sentiment.classical.features import pipeline_positive_proba
-from imdb_sentiment.classical.store import load_classical_model
 from imdb_sentiment.core.errors import StageError
 from imdb_sentiment.core.params import Params
 from imdb_sentiment.core.paths import (
@@ -20,15 +18,18 @@ from imdb_sentiment.core.paths import (
     TOKENIZED_FRAME_DIR,
     TOKENIZED_HF_DIR,
 )
-from imdb_sentiment.evaluation.metrics import positive_proba
+from imdb_sentiment.inference.classical_backend import ClassicalScorer
+from imdb_sentiment.inference.model_folder import check_same_cut, open_transformer_folder
 from imdb_sentiment.inference.onnx_backend import (
-    score_test_split,
+    BACKEND_ENTRIES,
+    INT8_FILE,
+    ONNX_DIR,
+    OnnxScorer,
 )
-from imdb_sentiment.inference.torch_backend import predict_logits
-from imdb_sentiment.text.cutting import check_fits_model, read_cut_config
-from imdb_sentiment.transformer.loading import load_classifier, load_tokenizer
+from imdb_sentiment.inference.torch_backend import TorchScorer
 
 TRANSFORMER_MODEL = "distilbert"
+INT8_MODEL = BACKEND_ENTRIES["onnx-int8"]
 
 
 class EvaluateParams(Params):
@@ -85,49 +86,8 @@ def read_test_frame() -> pd.DataFrame:
     return frame
 
 
-def score_classical(name: str, frame: pd.DataFrame) -> tuple[np.ndarray, float]:
-    """P(positive) of the test reviews by models/{name}, and the seconds scoring took."""
-    pipeline = load_classical_model(MODELS_DIR / name)
-    start = time.perf_counter()
-    proba = pipeline_positive_proba(pipeline, frame)
-    return proba, time.perf_counter() - start
-
-
-def score_transformer(
-    config: EvaluateParams, device: Any, expected_labels: np.ndarray
-) -> tuple[np.ndarray, float]:
-    """P(positive) of the test reviews by models/distilbert, and the seconds scoring took."""
-    import datasets
-
-    model_dir = MODELS_DIR / TRANSFORMER_MODEL
-    if not (model_dir / "config.json").exists():
-        raise StageError(f"{model_dir} holds no saved model: run `dvc repro train_distilbert`")
-    hf_dir = TOKENIZED_HF_DIR
-    if not hf_dir.exists():
-        raise StageError(f"{hf_dir} is missing: run `dvc repro tokenize` first")
-    test = datasets.load_from_disk(str(hf_dir))["test"]
-    if not np.array_equal(np.asarray(test["label"]), expected_labels):
-        raise StageError(f"{hf_dir} and {TOKENIZED_FRAME_DIR} hold different test splits")
-    tokenizer = load_tokenizer(str(model_dir), param=None)
-    model = load_classifier(str(model_dir), param=None)
-    check_fits_model(read_cut_config(TOKENIZED_DIR), model.config, str(model_dir))
-    input_ids = test["input_ids"]
-    start = time.perf_counter()
-    logits = predict_logits(
-        model,
-        input_ids,
-        pad_token_id=tokenizer.pad_token_id,
-        batch_size=config.batch_size,
-        device=device,
-        bf16=config.bf16,
-        desc="distilbert",
-    )
-    return positive_proba(logits), time.perf_counter() - start
-
-
-def score_int8(config: EvaluateParams, expected_labels: np.ndarray) -> tuple[np.ndarray, float]:
-    """P(positive) of the test reviews by models/distilbert-onnx's int8 graph (on the CPU),
-    and the seconds scoring took."""
+def read_test_ids(expected_labels: np.ndarray) -> list[list[int]]:
+    """The test split's ids as `tokenize` cut them, checked to be the frame's reviews."""
     import datasets
 
     if not TOKENIZED_HF_DIR.exists():
@@ -135,4 +95,38 @@ def score_int8(config: EvaluateParams, expected_labels: np.ndarray) -> tuple[np.
     test = datasets.load_from_disk(str(TOKENIZED_HF_DIR))["test"]
     if not np.array_equal(np.asarray(test["label"]), expected_labels):
         raise StageError(f"{TOKENIZED_HF_DIR} and {TOKENIZED_FRAME_DIR} hold different test splits")
-    return score_test_split(test["input_ids"], TOKENIZED_DIR, config.batch_size)
+    return test["input_ids"]
+
+
+def test_split_scorer(name: str, config: EvaluateParams) -> Any:
+    """The scorer of the pipeline's model `name` (`distilbert_int8`: its int8 ONNX copy)."""
+    if name not in (TRANSFORMER_MODEL, INT8_MODEL):
+        return ClassicalScorer(MODELS_DIR / name)
+    if name == INT8_MODEL:
+        folder = open_transformer_folder(ONNX_DIR, INT8_FILE)
+        scorer: Any = OnnxScorer(folder, batch_size=config.batch_size, label=name)
+    else:
+        folder = open_transformer_folder(MODELS_DIR / name, "config.json")
+        scorer = TorchScorer(
+            folder,
+            batch_size=config.batch_size,
+            device=config.device,
+            bf16=config.bf16,
+            device_param="evaluate.device",
+            label=name,
+        )
+    check_same_cut(folder, TOKENIZED_DIR)
+    return scorer
+
+
+def score_test_split(
+    name: str, config: EvaluateParams, frame: pd.DataFrame
+) -> tuple[np.ndarray, float]:
+    """P(positive) of the test reviews by the model `name`, scored on what `tokenize` wrote
+    (the ids as training cut them, or the text and tokens), and the seconds it took."""
+    scorer = test_split_scorer(name, config)
+    labels = frame["label"].to_numpy()
+    encoded = frame if isinstance(scorer, ClassicalScorer) else read_test_ids(labels)
+    start = time.perf_counter()
+    proba = scorer.score(encoded)
+    return proba, time.perf_counter() - start

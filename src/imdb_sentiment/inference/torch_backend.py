@@ -1,5 +1,4 @@
-"""Fast batch inference of a sequence-classification transformer, shared by `evaluate`
-and the benchmarks.
+"""The torch backend: a fine-tuned transformer's P(positive), fast, in batches.
 
 What buys the speed, compared with `Trainer.predict` over the reviews in their own order:
 - reviews are sorted by length, so a batch holds reviews of about the same length and
@@ -11,26 +10,29 @@ What buys the speed, compared with `Trainer.predict` over the reviews in their o
 - bf16 autocast on a GPU or CPU that does bf16 in hardware (inference.precision: never on a
   CPU without it, where bf16 would be emulated, slower than fp32);
 - only the logits (n x labels, float32) are kept, nothing else the model returns;
-- the last encoder layer computes only the [CLS] position, the one the classification
-  head reads (the other positions still serve as its keys and values): a sixth of a
-  six-layer model's work, with the same logits (DistilBERT and BERT sequence
-  classifiers; other models run whole).
+- the last encoder layer computes only the [CLS] position (`inference.cls_shortcut`), once
+  a probe has shown it gives this model's logits.
 The logits come back in the original order of the inputs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from imdb_sentiment.core.errors import StageError
+from imdb_sentiment.evaluation.metrics import positive_proba
 from imdb_sentiment.inference.batching import length_sorted_batches, pad_batch
+from imdb_sentiment.inference.cls_shortcut import first_position_last_layer, shortcut_matches
+from imdb_sentiment.inference.model_folder import TransformerFolder
 from imdb_sentiment.inference.precision import bf16_autocast
+from imdb_sentiment.text.tokenizing import tokenize_texts
+from imdb_sentiment.transformer.loading import load_classifier
 
 log = logging.getLogger("imdb_sentiment.inference")
 
@@ -58,79 +60,6 @@ def pick_device(device: str = "auto", param: str = "evaluate.device") -> Any:
     return picked
 
 
-# Sequence classifiers whose head reads only the first position's final hidden state.
-CLS_HEAD_MODELS = {"DistilBertForSequenceClassification", "BertForSequenceClassification"}
-
-
-def _first_position_attention(attention: Any, hidden_states: Any, mask: Any, projections: tuple):
-    """Multi-head attention output for the first position only, keys/values from all."""
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-
-    query_proj, key_proj, value_proj = projections
-    batch, head_size = hidden_states.shape[0], attention.attention_head_size
-    query = query_proj(hidden_states[:, :1]).view(batch, 1, -1, head_size).transpose(1, 2)
-    key = key_proj(hidden_states).view(batch, hidden_states.shape[1], -1, head_size).transpose(1, 2)
-    value = value_proj(hidden_states)
-    value = value.view(batch, hidden_states.shape[1], -1, head_size).transpose(1, 2)
-    if mask is not None:
-        mask = mask[:, :, :1, :]  # (batch, 1, queries, keys): the first query's row
-    interface = ALL_ATTENTION_FUNCTIONS["sdpa"]
-    output, _ = interface(
-        attention, query, key, value, mask, dropout=0.0, scaling=attention.scaling
-    )
-    return output.reshape(batch, 1, -1)
-
-
-def _distilbert_first_position(block: Any) -> Any:
-    def forward(hidden_states: Any, attention_mask: Any = None, **kwargs: Any) -> Any:
-        attention = block.attention
-        projections = (attention.q_lin, attention.k_lin, attention.v_lin)
-        mixed = _first_position_attention(attention, hidden_states, attention_mask, projections)
-        attended = block.sa_layer_norm(attention.out_lin(mixed) + hidden_states[:, :1])
-        return block.output_layer_norm(block.ffn(attended) + attended)
-
-    return forward
-
-
-def _bert_first_position(layer: Any) -> Any:
-    def forward(hidden_states: Any, attention_mask: Any = None, *args: Any, **kwargs: Any) -> Any:
-        attention = layer.attention.self
-        projections = (attention.query, attention.key, attention.value)
-        mixed = _first_position_attention(attention, hidden_states, attention_mask, projections)
-        attended = layer.attention.output(mixed, hidden_states[:, :1])
-        return layer.output(layer.intermediate(attended), attended)
-
-    return forward
-
-
-@contextmanager
-def first_position_last_layer(model: Any) -> Iterator[bool]:
-    """While inside, the model's last encoder layer computes only the first ([CLS])
-    position, all its classification head reads. Yields whether it could (a DistilBERT or
-    BERT sequence classifier with SDPA attention, the default); other models run unchanged."""
-    name = type(model).__name__
-    attention_kind = getattr(model.config, "_attn_implementation", None)
-    layer, patched = None, None
-    if name in CLS_HEAD_MODELS and attention_kind == "sdpa":
-        if name.startswith("DistilBert"):
-            layer = model.distilbert.transformer.layer[-1]
-            patched = _distilbert_first_position(layer)
-        elif not model.config.is_decoder and not model.config.add_cross_attention:
-            layer = model.bert.encoder.layer[-1]
-            patched = _bert_first_position(layer)
-    if layer is None:
-        yield False
-        return
-    if "forward" in vars(layer):  # already inside this context: leave it to the outer one
-        yield True
-        return
-    layer.forward = patched
-    try:
-        yield True
-    finally:
-        del layer.forward  # back to the class's forward
-
-
 def predict_logits(
     model: Any,
     input_ids: Sequence[Sequence[int]],
@@ -139,8 +68,8 @@ def predict_logits(
     batch_size: int = 64,
     device: Any = None,
     bf16: bool = True,
-    first_position_only: bool = True,
-    desc: str = "predict",
+    first_position_only: bool = False,
+    desc: str | None = "score",
 ) -> np.ndarray:
     """The model's logits (n x num_labels, float32) for `input_ids` (already framed with the
     special tokens and cut to the model's length), in the order of `input_ids`."""
@@ -160,7 +89,9 @@ def predict_logits(
     shortcut = first_position_last_layer(model) if first_position_only else nullcontext(False)
     with (
         shortcut,
-        tqdm(total=len(input_ids), desc=desc, unit="review", mininterval=2) as progress,
+        tqdm(
+            total=len(input_ids), desc=desc, unit="review", mininterval=2, disable=desc is None
+        ) as progress,
     ):
         pending = length_sorted_batches(lengths, batch_size)
         while pending:
@@ -190,3 +121,50 @@ def predict_logits(
             logits[indices] = out.float().cpu().numpy()
             progress.update(len(indices))
     return logits
+
+
+class TorchScorer:
+    """P(positive) from a fine-tuned model folder with PyTorch: bf16 autocast where the
+    device does bf16 in hardware (and `bf16`), fp32 elsewhere."""
+
+    def __init__(
+        self,
+        folder: TransformerFolder,
+        *,
+        batch_size: int = 64,
+        device: str = "auto",
+        bf16: bool = True,
+        device_param: str = "--device",
+        label: str = "score",
+    ) -> None:
+        self.folder = folder
+        self.batch_size = batch_size
+        self.label = label
+        self.bf16 = bf16
+        self.device = pick_device(device, device_param)
+        self.model = load_classifier(str(folder.path), param=None).eval().to(self.device)
+        self.first_position_only = shortcut_matches(self.model, self.device)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Cleaned reviews as ids, cut and framed as training cut them."""
+        return tokenize_texts(texts, self.folder.tokenizer, self.folder.cut)["input_ids"]
+
+    def logits(self, input_ids: Sequence[Sequence[int]], desc: str | None = "score") -> np.ndarray:
+        """The model's logits of cut, framed ids (`desc` labels the progress bar; None: no bar)."""
+        return predict_logits(
+            self.model,
+            input_ids,
+            pad_token_id=self.folder.tokenizer.pad_token_id,
+            batch_size=self.batch_size,
+            device=self.device,
+            bf16=self.bf16,
+            first_position_only=self.first_position_only,
+            desc=desc,
+        )
+
+    def score(self, input_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """P(positive) of cut, framed ids, in their order."""
+        return positive_proba(self.logits(input_ids, desc=self.label))
+
+    def proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self.score(self.encode(texts))

@@ -26,18 +26,12 @@ from imdb_sentiment.core.atomic import atomic_path
 from imdb_sentiment.core.errors import StageError
 
 TEXT_COLUMN = "text"
-
 OUTPUT_COLUMNS = ("label", "score")
-
 # Input columns named like an output column keep their values under this prefix.
 RENAMED_PREFIX = "input_"
-
 PLAN_FILE = "_score_plan.json"
-
 PART_NAME = "part-{:06d}.parquet"
-
 PLAN_VERSION = 1
-
 READ_BATCH_ROWS = 4096
 
 

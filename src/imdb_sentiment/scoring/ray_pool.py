@@ -33,17 +33,15 @@ import pyarrow as pa
 
 from imdb_sentiment.core.errors import StageError
 from imdb_sentiment.scoring.plan import Unit, read_unit, write_unit
+from imdb_sentiment.scoring.units import score_table, unit_scorer
 
 # What every worker process gets: no progress bars in the logs, and one tokenizer thread
 # (there is an actor per core already).
 WORKER_ENV = {"TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
-
 BAD_ROWS_LISTED = 5
-
 # Every actor is up before the first unit is handed out (so all of them get work from the
 # start), and a pool the cluster cannot hold fails after this long instead of waiting on.
 ACTOR_START_TIMEOUT_S = 900
-
 INSTALL_HINT = "pip install 'imdb-sentiment[scale]' (in a checkout: pip install -e '.[scale]')"
 
 
@@ -108,15 +106,12 @@ class UnitScorer:
     def __init__(self, settings: Any, out_dir: str) -> None:
         import ray
 
-        from imdb_sentiment.scoring.units import load_scorer
-
         self.settings = settings
         self.out_dir = Path(out_dir)
-        self.proba = load_scorer(settings)
+        self.proba = unit_scorer(settings)
         self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from imdb_sentiment.scoring.units import score_table
 
         summaries = []
         for spec in batch.to_pylist():

@@ -13,7 +13,9 @@ from pathlib import Path
 from imdb_sentiment.core.hub import is_local_path
 from imdb_sentiment.core.params import ModelParams, load_params, load_section, load_subset
 from imdb_sentiment.core.paths import PARAMS_FILE
-from imdb_sentiment.inference.scorer import check_model_dir, model_dir_for
+from imdb_sentiment.inference.auto_backend import choose_backend
+from imdb_sentiment.inference.onnx_backend import ONNX_DIR
+from imdb_sentiment.inference.scorer import TRANSFORMER, check_model, model_dir_for
 from imdb_sentiment.scoring.plan import (
     check_schemas,
     hash_folder,
@@ -49,18 +51,24 @@ def score(args: argparse.Namespace) -> dict[str, float | int]:
     import_ray()  # before any work: one line if Ray is missing
     params = load_params() if PARAMS_FILE.exists() else {}
     prepare = load_subset(params, "prepare", CleaningParams)
-    default_dir, needed = model_dir_for(args.model, args.backend, None)
-    model_dir = (args.models_dir / default_dir.name).resolve()
-    check_model_dir(model_dir, needed)
+    backend = args.backend
+    if args.model == TRANSFORMER and backend == "auto":
+        # Chosen here, once, for every worker (on this machine's CPU when it has no GPU).
+        models_dir = args.models_dir.resolve()
+        torch_dir, onnx_dir = models_dir / TRANSFORMER, models_dir / ONNX_DIR.name
+        check_model(args.model, "torch", torch_dir)
+        backend = choose_backend(torch_dir, onnx_dir, args.device)
+    default_dir = model_dir_for(args.model, backend)
+    model_dir = check_model(args.model, backend, (args.models_dir / default_dir.name).resolve())
     tokenizer = None
     if args.model != "distilbert":
         tokenizer = absolute(args.tokenizer or load_section(params, "model", ModelParams).name)
     settings = ScoreSettings(
-        args.model, args.backend, str(model_dir), tokenizer, args.batch_size, args.device, prepare
+        args.model, backend, str(model_dir), tokenizer, args.batch_size, args.device, prepare
     )
     identity = {
         "model": args.model,
-        "backend": args.backend,
+        "backend": backend,
         "model_dir": str(model_dir),
         "model_sha256": hash_folder(model_dir),
         "tokenizer": tokenizer,
@@ -83,7 +91,7 @@ def score(args: argparse.Namespace) -> dict[str, float | int]:
     if pending:
         connect(args.address)
         cpus, gpus = cluster_resources()
-        torch_model = args.model == "distilbert" and args.backend == "torch"
+        torch_model = args.model == TRANSFORMER and backend == "torch"
         use_gpu = torch_model and gpus > 0 and args.device != "cpu"
         pool = size_pool(cpus, gpus, use_gpu, args.workers)
         log.info("cluster: %g CPUs, %g GPUs; %s", cpus, gpus, pool)

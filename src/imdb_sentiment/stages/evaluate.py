@@ -42,13 +42,12 @@ from imdb_sentiment.inference.onnx_backend import (
     int8_size_mb,
 )
 from imdb_sentiment.inference.test_split import (
+    INT8_MODEL,
     TRANSFORMER_MODEL,
     EvaluateParams,
     model_size_mb,
     read_test_frame,
-    score_classical,
-    score_int8,
-    score_transformer,
+    score_test_split,
 )
 from imdb_sentiment.inference.torch_backend import pick_device
 
@@ -57,21 +56,16 @@ log = logging.getLogger("imdb_sentiment.evaluate")
 CLASSICAL_MODELS = ("rf", "linear")
 
 
-INT8_MODEL = BACKEND_ENTRIES["onnx-int8"]
-
 MODEL_NAMES = (*CLASSICAL_MODELS, TRANSFORMER_MODEL, INT8_MODEL)
-
 TIMINGS_FILE = TIMINGS_DIR / "evaluate.json"
-
 ERRORS_FILE = METRICS_DIR / "errors.md"
-
 PLOTS_DIR = Path("plots/evaluate")
 
 
 def main() -> None:
     config = load_section(load_params(), "evaluate", EvaluateParams)
     # Checked before any model is scored.
-    device = pick_device(config.device)
+    pick_device(config.device, "evaluate.device")
     frame = read_test_frame()
     labels = frame["label"].to_numpy()
     entries = {BACKEND_ENTRIES[backend] for backend in config.backends}
@@ -85,12 +79,7 @@ def main() -> None:
         model_dir = ONNX_DIR if name == INT8_MODEL else MODELS_DIR / name
         if not model_dir.is_dir():
             raise StageError(f"{model_dir} is missing: run `dvc repro` to train it first")
-        if name == TRANSFORMER_MODEL:
-            proba, seconds = score_transformer(config, device, labels)
-        elif name == INT8_MODEL:
-            proba, seconds = score_int8(config, labels)
-        else:
-            proba, seconds = score_classical(name, frame)
+        proba, seconds = score_test_split(name, config, frame)
         if proba.shape != labels.shape or not np.isfinite(proba).all():
             raise StageError(f"{model_dir}: scores of shape {proba.shape}, some not finite")
         scores[name] = proba

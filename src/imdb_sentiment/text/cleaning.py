@@ -11,9 +11,7 @@ from imdb_sentiment.core.params import Params
 
 # `<br />` is how the original files break lines; any other tag is markup, not review text.
 HTML_BREAK = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
-
 HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
-
 WHITESPACE = re.compile(r"\s+")
 
 

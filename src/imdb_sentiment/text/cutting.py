@@ -19,7 +19,6 @@ from imdb_sentiment.core.errors import StageError
 from imdb_sentiment.core.params import Params
 
 Truncation = Literal["head", "tail", "head_tail"]
-
 TOKENIZE_CONFIG_NAME = "tokenize_config.json"
 
 

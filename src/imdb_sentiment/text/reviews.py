@@ -25,7 +25,6 @@ from imdb_sentiment.core.errors import StageError, one_line
 from imdb_sentiment.text.cleaning import CleaningParams, clean_text
 
 TABLE_TEXT_CHARS = 60
-
 # What a review shown in a terminal table must not hold: C0 and C1 control characters (a
 # terminal escape sequence starts with one; it could move the cursor, recolour or retitle
 # the terminal), line and paragraph separators (a second line), and the bidirectional
@@ -33,10 +32,8 @@ TABLE_TEXT_CHARS = 60
 CONTROL = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]"
 )
-
 # Characters that JSON leaves unescaped but a line splitter (str.splitlines) breaks on.
 JSON_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-
 # Spreadsheets run a cell that starts with these as a formula (OWASP's CSV injection list).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

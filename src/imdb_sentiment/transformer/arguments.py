@@ -13,7 +13,6 @@ from imdb_sentiment.core.errors import StageError
 from imdb_sentiment.core.params import Params
 
 Strategy = Literal["no", "steps", "epoch"]
-
 Scheduler = Literal[
     "linear",
     "cosine",

@@ -30,13 +30,9 @@ from imdb_sentiment.core.errors import StageError
 log = logging.getLogger("imdb_sentiment.checkpoints")
 
 PARAM = "train_distilbert.output_dir"
-
 MARKER_FILE = "imdb_sentiment_checkpoints.json"
-
 MARKER_OWNER = "imdb-sentiment train_distilbert"
-
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
-
 # What a checkpoint must hold to be resumed from; the Trainer writes trainer_state.json last.
 CHECKPOINT_FILES = ("model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json")
 

@@ -47,11 +47,8 @@ from imdb_sentiment.transformer.trainer import METRIC_NAMES, build_trainer
 log = logging.getLogger("imdb_sentiment.train_distilbert")
 
 MODEL_DIR = MODELS_DIR / "distilbert"
-
 METRICS_FILE = VALIDATION_METRICS_DIR / "distilbert.json"
-
 SUMMARY_FILE = SUMMARIES_DIR / "train_distilbert.json"
-
 LIVE_DIR = Path("dvclive/train_distilbert")
 
 

@@ -24,9 +24,7 @@ def _label(name: str, param: str | None) -> str:
 # The files in which a model folder can name Python code of its own for transformers to
 # import, and the keys that do it.
 CODE_CONFIGS = ("config.json", "tokenizer_config.json", "preprocessor_config.json")
-
 CODE_KEYS = ("auto_map", "custom_pipelines")
-
 # A folder holds a tokenizer when it has one of these (fast, WordPiece, BPE, SentencePiece).
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -108,5 +106,18 @@ def load_classifier(name: str, param: str | None = "model.name", **kwargs: Any) 
         name,
         param,
         "model",
+        ("config.json",),
+    )
+
+
+def load_config(name: str, param: str | None = "model.name") -> Any:
+    """The model's configuration (`config.json`), read by transformers' `AutoConfig`."""
+    from transformers import AutoConfig
+
+    return _load(
+        lambda: AutoConfig.from_pretrained(name, trust_remote_code=False),
+        name,
+        param,
+        "model configuration",
         ("config.json",),
     )

@@ -16,7 +16,6 @@ log = logging.getLogger("imdb_sentiment.train_distilbert")
 
 # Steps timed before the estimate, and the longest CPU run that needs no warning.
 PACE_STEPS = 3
-
 QUIET_SECONDS = 15 * 60
 
 
