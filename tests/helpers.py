@@ -285,6 +285,8 @@ def write_frames(root: Path, frames: dict[str, pd.DataFrame] | None = None) -> N
         }
     for split, frame in frames.items():
         frame = frame.copy()
+        if "review_id" not in frame:
+            frame.insert(0, "review_id", np.arange(len(frame), dtype=np.int64))
         frame["tokens"] = [tokens_of(text) for text in frame["text"]]
         frame["n_tokens"] = np.asarray([len(t.split()) for t in frame["tokens"]], np.int32)
         frame.to_parquet(frame_dir / f"{split}.parquet", index=False)
