@@ -414,13 +414,19 @@ def test_dvc_repro_evaluates_every_model_and_predict_labels_reviews(
     diff = dvc(project_repo, "metrics", "diff", "main", "--md").stdout
     linear_log_loss = re.compile(r"\| metrics/test/linear\.json +\| log_loss +\|")
     assert linear_log_loss.search(diff), diff
-    # `make report` prints both tables.
+    # `make report` prints the three tables: each model compared review by review on the
+    # same test reviews (only linear can have changed), the metrics and the params.
     (project_repo / "scripts").mkdir()
-    shutil.copy2(PROJECT_ROOT / "scripts/report.sh", project_repo / "scripts/report.sh")
-    report = run(["bash", "scripts/report.sh", "main"], cwd=project_repo).stdout
+    shutil.copy2(PROJECT_ROOT / "scripts/report.py", project_repo / "scripts/report.py")
+    report = run([sys.executable, "scripts/report.py", "main"], cwd=project_repo).stdout
+    accuracy = report.split("## Test accuracy: workspace against main\n", 1)[1]
+    rows = [line.split("|")[1:-1] for line in accuracy.splitlines() if line.startswith("| ")]
+    verdicts = {cells[0].strip(): cells[-1].strip() for cells in rows[2:]}
+    assert set(verdicts) == set(scores)
+    assert {verdicts[model] for model in verdicts if model != "linear"} == {"within noise"}
     assert "## Metrics: workspace against main" in report
     assert linear_log_loss.search(report) and "| train_linear.C " in report
-    assert report.count("| Path ") >= 2  # the two Markdown tables
+    assert report.count("| Path ") >= 2  # the metrics and params tables
 
     out_dir = project_repo / "rendered"
     dvc(project_repo, "plots", "show", "-o", str(out_dir))
