@@ -419,7 +419,7 @@ def test_dvc_repro_evaluates_every_model_and_predict_labels_reviews(
     (project_repo / "scripts").mkdir()
     shutil.copy2(PROJECT_ROOT / "scripts/report.py", project_repo / "scripts/report.py")
     report = run([sys.executable, "scripts/report.py", "main"], cwd=project_repo).stdout
-    accuracy = report.split("## Test accuracy: workspace against main\n", 1)[1]
+    accuracy = report.split("## Test accuracy: workspace against main\n", 1)[1].split("\n## ")[0]
     rows = [line.split("|")[1:-1] for line in accuracy.splitlines() if line.startswith("| ")]
     verdicts = {cells[0].strip(): cells[-1].strip() for cells in rows[2:]}
     assert set(verdicts) == set(scores)
