@@ -101,6 +101,20 @@ def browser_deps() -> None:
         pytest.skip(reason)
 
 
+def write_evaluate_plots(repo: Path, seed: int) -> None:
+    """evaluate's plot data of every model, from 400 reviews scored at random."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, 400)
+    frame = pd.DataFrame({"label": labels, "n_tokens": rng.integers(10, 900, 400)})
+    config = EvaluateParams()
+    for index, name in enumerate(MODELS):
+        noise = 0.6 + 0.15 * index
+        proba = np.clip(labels * (1 - noise) + rng.random(400) * noise, 0, 1)
+        folder = repo / "plots/evaluate" / name
+        shutil.rmtree(folder, ignore_errors=True)
+        write_plot_data(folder, frame, proba, config.curve_points, config.length_buckets)
+
+
 @pytest.fixture
 def plots_repo(tmp_path: Path) -> Path:
     """A Git + DVC repo with the project's dvc.yaml, plot templates and evaluate's plot data
@@ -112,16 +126,7 @@ def plots_repo(tmp_path: Path) -> Path:
     git(repo, "init", "-q", "-b", "main")
     dvc(repo, "init", "-q")
     shutil.copytree(PROJECT_ROOT / ".dvc/plots", repo / ".dvc/plots")
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 400)
-    frame = pd.DataFrame({"label": labels, "n_tokens": rng.integers(10, 900, 400)})
-    config = EvaluateParams()
-    for index, name in enumerate(MODELS):
-        noise = 0.6 + 0.15 * index
-        proba = np.clip(labels * (1 - noise) + rng.random(400) * noise, 0, 1)
-        write_plot_data(
-            repo / "plots/evaluate" / name, frame, proba, config.curve_points, config.length_buckets
-        )
+    write_evaluate_plots(repo, seed=0)
     # Two training curves, as train_distilbert's DVCLive callback writes them.
     for metric in ("train/loss", "eval/accuracy"):
         path = repo / "dvclive/train_distilbert/plots/metrics" / f"{metric}.tsv"
@@ -243,6 +248,73 @@ def test_chromium_draws_the_confusion_matrices_and_the_roc_curve(
     assert screenshot.stat().st_size > 20_000
     # Not a blank page: the plots put many distinct byte values in the image.
     assert len(np.unique(pixels)) > 50
+
+
+def test_each_confusion_cell_sits_under_its_model_and_run(
+    browser_deps: None, plots_repo: Path, tmp_path: Path
+) -> None:
+    """Two runs, four models: every count drawn lies in the column headed by its model and
+    the row of its run (a facet sorted by a list can put the headers in one order and the
+    matrices in another)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    git(plots_repo, "add", "-A")
+    git(plots_repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    expected = {}
+    for rev, seed in (("HEAD", 0), ("workspace", 1)):
+        if rev == "workspace":
+            write_evaluate_plots(plots_repo, seed)
+        for model in MODELS:
+            counts = pd.read_csv(plots_repo / "plots/evaluate" / model / "confusion.csv")
+            expected[model, rev] = sorted(counts["reviews"].tolist())
+    assert expected["rf", "HEAD"] != expected["rf", "workspace"]
+
+    scripts = "\n".join(f'<script src="{path.as_uri()}"></script>' for path in VEGA_SCRIPTS)
+    template = tmp_path / "template.html"
+    template.write_text(HTML_TEMPLATE.format(local_scripts=scripts), encoding="utf-8")
+    out_dir = tmp_path / "rendered"
+    dvc(plots_repo, "plots", "diff", "HEAD", "--html-template", str(template), "-o", str(out_dir))
+    driver = chromium(tmp_path)
+    try:
+        driver.get((out_dir / "index.html").as_uri())
+        WebDriverWait(driver, 60).until(
+            lambda d: (
+                d.execute_script("return window.plotsDrawn + window.plotErrors.length") >= 1
+                and len(d.find_elements(By.CSS_SELECTOR, "svg.marks")) >= 1
+            )
+        )
+        [confusion] = [
+            svg
+            for svg in driver.find_elements(By.CSS_SELECTOR, "svg.marks")
+            if "Confusion matrices" in svg.get_attribute("textContent")
+        ]
+
+        def centres(selector: str, axis: str) -> list[tuple[float, str]]:
+            found = confusion.find_elements(By.CSS_SELECTOR, selector)
+            size = "width" if axis == "x" else "height"
+            return [
+                (t.rect[axis] + t.rect[size] / 2, t.get_attribute("textContent")) for t in found
+            ]
+
+        columns = centres("g.role-column-header text", "x")
+        # The row headers hold the y axes too: the run labels are those naming a run.
+        revs = ("HEAD", "workspace")
+        rows = [row for row in centres("g.role-row-header text", "y") if row[1] in revs]
+        assert sorted(name for _, name in columns) == sorted(MODELS)
+        assert sorted(name for _, name in rows) == list(revs)
+        drawn: dict[tuple[str, str], list[int]] = {key: [] for key in expected}
+        for (x, text), (y, _) in zip(
+            centres("g.mark-text.role-mark text", "x"),
+            centres("g.mark-text.role-mark text", "y"),
+            strict=True,
+        ):
+            model = min(columns, key=lambda column: abs(column[0] - x))[1]
+            rev = min(rows, key=lambda row: abs(row[0] - y))[1]
+            drawn[model, rev].append(int(text.replace(",", "")))
+        assert {key: sorted(counts) for key, counts in drawn.items()} == expected
+    finally:
+        driver.quit()
 
 
 def test_make_offline_plots_makes_dvc_plots_show_render_with_no_network(
