@@ -52,6 +52,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-distilbert"), texts)
 
 
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model_dir: Path):
+    """The tiny model's tokenizer (every model trained from it keeps it): pads with id 0."""
+    from imdb_sentiment.transformer.loading import load_tokenizer
+
+    return load_tokenizer(str(tiny_model_dir), param=None)
+
+
 @pytest.fixture
 def project_repo(tmp_path: Path, tiny_model_dir: Path) -> Path:
     """A fresh Git + DVC repository with the project, synthetic aclImdb data, the tiny model."""

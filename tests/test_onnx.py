@@ -65,11 +65,11 @@ def test_ids(trained_dir: Path) -> list[list[int]]:
 
 
 @pytest.fixture(scope="module")
-def torch_logits(trained_dir: Path, test_ids: list[list[int]]) -> np.ndarray:
+def torch_logits(trained_dir: Path, test_ids: list[list[int]], tiny_tokenizer) -> np.ndarray:
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(trained_dir)
-    return predict_logits(model, test_ids, pad_token_id=0, batch_size=16, bf16=False)
+    return predict_logits(model, test_ids, tokenizer=tiny_tokenizer, batch_size=16, bf16=False)
 
 
 def test_export_writes_fused_fp32_and_int8_graphs_with_what_predict_needs(
@@ -88,42 +88,42 @@ def test_export_writes_fused_fp32_and_int8_graphs_with_what_predict_needs(
 
 
 def test_fp32_graph_gives_torchs_logits(
-    exported: Path, test_ids: list[list[int]], torch_logits: np.ndarray
+    exported: Path, test_ids: list[list[int]], torch_logits: np.ndarray, tiny_tokenizer
 ) -> None:
     session = load_session(exported / FP32_FILE)
-    logits = onnx_logits(session, test_ids, pad_token_id=0, batch_size=16)
+    logits = onnx_logits(session, test_ids, tokenizer=tiny_tokenizer, batch_size=16)
     assert np.abs(logits - torch_logits).max() <= 1e-4
 
 
 def test_int8_graph_gives_torchs_labels_on_most_reviews(
-    exported: Path, test_ids: list[list[int]], torch_logits: np.ndarray
+    exported: Path, test_ids: list[list[int]], torch_logits: np.ndarray, tiny_tokenizer
 ) -> None:
     session = load_session(exported / INT8_FILE)
-    logits = onnx_logits(session, test_ids, pad_token_id=0, batch_size=16)
+    logits = onnx_logits(session, test_ids, tokenizer=tiny_tokenizer, batch_size=16)
     agree = float((logits.argmax(1) == torch_logits.argmax(1)).mean())
     assert agree >= 0.9, agree
 
 
 def test_onnx_scores_come_back_in_input_order_whatever_the_batching(
-    exported: Path, test_ids: list[list[int]]
+    exported: Path, test_ids: list[list[int]], tiny_tokenizer
 ) -> None:
     session = load_session(exported / FP32_FILE)
     few = test_ids[:24]
     one_by_one = np.concatenate(
-        [onnx_logits(session, [ids], pad_token_id=0, batch_size=1) for ids in few]
+        [onnx_logits(session, [ids], tokenizer=tiny_tokenizer, batch_size=1) for ids in few]
     )
-    batched = onnx_logits(session, few, pad_token_id=0, batch_size=7)
+    batched = onnx_logits(session, few, tokenizer=tiny_tokenizer, batch_size=7)
     assert np.abs(batched - one_by_one).max() <= 1e-5
 
 
 def test_predict_onnx_backend_cuts_long_reviews_as_training_did(
-    exported: Path, trained_dir: Path
+    exported: Path, trained_dir: Path, tiny_tokenizer
 ) -> None:
     texts = [" ".join(make_reviews(3, seed=5)["text"])]  # ~100 tokens: cut to 48
     tokenizer = load_tokenizer(str(trained_dir), param=None)
     ids = tokenize_texts(texts, tokenizer, CUT)["input_ids"]
     assert len(ids[0]) == CUT.max_length
-    expected = onnx_logits(load_session(exported / INT8_FILE), ids, pad_token_id=0)
+    expected = onnx_logits(load_session(exported / INT8_FILE), ids, tokenizer=tiny_tokenizer)
     proba = OnnxScorer(open_transformer_folder(exported, INT8_FILE), batch_size=4).proba(texts)
     odds = np.exp(expected[:, 1] - expected[:, 0])
     np.testing.assert_allclose(proba, odds / (1 + odds), rtol=1e-6)

@@ -90,7 +90,7 @@ def autocast_seen(model) -> list[tuple[bool, torch.dtype]]:
 
 @pytest.mark.parametrize("supported", [True, False])
 def test_inference_autocasts_to_bf16_exactly_when_the_cpu_has_it(
-    detection, tiny_model_dir: Path, supported: bool
+    detection, tiny_model_dir: Path, supported: bool, tiny_tokenizer
 ) -> None:
     from transformers import AutoModelForSequenceClassification
 
@@ -98,10 +98,14 @@ def test_inference_autocasts_to_bf16_exactly_when_the_cpu_has_it(
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
     seen = autocast_seen(model)
     ids = [[2, 5, 6, 7, 3], [2, 8, 9, 3], [2, 10, 3]]
-    fp32 = predict_logits(model, ids, pad_token_id=0, batch_size=2, device=CPU, bf16=False)
+    fp32 = predict_logits(
+        model, ids, tokenizer=tiny_tokenizer, batch_size=2, device=CPU, bf16=False
+    )
     assert seen and all(enabled is False for enabled, _ in seen)
     seen.clear()
-    logits = predict_logits(model, ids, pad_token_id=0, batch_size=2, device=CPU, bf16=True)
+    logits = predict_logits(
+        model, ids, tokenizer=tiny_tokenizer, batch_size=2, device=CPU, bf16=True
+    )
     assert len(seen) == 2  # two batches
     if supported:
         assert all(state == (True, torch.bfloat16) for state in seen)

@@ -115,7 +115,7 @@ def test_html_in_a_review_is_cleaned_as_prepare_did(in_workspace: Path, capsys) 
     assert marked[0]["p_positive"] == plain[0]["p_positive"]
 
 
-def test_long_reviews_are_cut_as_in_training(in_workspace: Path, capsys) -> None:
+def test_long_reviews_are_cut_as_in_training(in_workspace: Path, capsys, tiny_tokenizer) -> None:
     """predict scores the ids that `tokenize` would cut for the model (head_tail at 64
     tokens, from tokenize_config.json), and that cut differs from a head-only cut."""
     import datasets
@@ -138,14 +138,14 @@ def test_long_reviews_are_cut_as_in_training(in_workspace: Path, capsys) -> None
     ids = tokenize_texts(texts, tokenizer, cut)["input_ids"]
     assert ids[:10] == test["input_ids"][:10]  # the same cut tokenize made for evaluate
     model = AutoModelForSequenceClassification.from_pretrained("models/distilbert")
-    expected = positive_proba(predict_logits(model, ids, pad_token_id=0))
+    expected = positive_proba(predict_logits(model, ids, tokenizer=tiny_tokenizer))
     out, _ = call(capsys, "--format", "jsonl", "--backend", "torch", *texts)
     got = np.array([row["p_positive"] for row in jsonl(out)])
     np.testing.assert_allclose(got, expected, atol=2e-6)
 
     head = CutParams(max_length=64, truncation="head", head_tokens=0)
     head_ids = tokenize_texts(long_reviews, tokenizer, head)["input_ids"]
-    head_proba = positive_proba(predict_logits(model, head_ids, pad_token_id=0))
+    head_proba = positive_proba(predict_logits(model, head_ids, tokenizer=tiny_tokenizer))
     assert not np.allclose(head_proba, expected[10:], atol=1e-4)
 
 

@@ -29,6 +29,7 @@ from helpers import (
     subprocess_env,
     write_aclimdb,
 )
+from huggingface_hub import ModelCard
 
 from imdb_sentiment.core.errors import StageError, run_stage
 from imdb_sentiment.stages import prepare, tokenize
@@ -285,6 +286,12 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(
     assert "local data (`aclImdb`)" in card and "stanfordnlp/imdb" not in card
     assert '"max_train_samples": null' in card and "validation_size" in card
     assert "a local `distilbert` model" in card and str(tokenized_project) not in card
+    # Named for the base model it was fine-tuned from, with its validation metrics as the
+    # Hub's model-index results.
+    assert f"\n# {tiny_model_dir.name} fine-tuned for IMDb sentiment\n" in card
+    results = {r.metric_type: r.metric_value for r in ModelCard(card).data.eval_results}
+    assert results["accuracy"] == round(metrics["validation"]["accuracy"], 6)
+    assert set(results) == {"accuracy", "precision", "recall", "f1", "log_loss"}
     assert str(tiny_model_dir) not in card
     assert not (tokenized_project / "checkpoints" / "distilbert").exists()
     # Its usage snippet cuts long reviews as training did: the same score as predict.

@@ -67,7 +67,7 @@ def onnx_logits(
     session: Any,
     input_ids: Sequence[Sequence[int]],
     *,
-    pad_token_id: int,
+    tokenizer: Any,
     batch_size: int = 64,
     desc: str | None = "score",
 ) -> np.ndarray:
@@ -82,7 +82,7 @@ def onnx_logits(
         total=len(input_ids), desc=desc, unit="review", mininterval=2, disable=desc is None
     ) as progress:
         for indices in length_sorted_batches(lengths, batch_size):
-            ids_array, mask = pad_batch([input_ids[i] for i in indices], pad_token_id)
+            ids_array, mask = pad_batch(tokenizer, [input_ids[i] for i in indices])
             feed = dict(zip(INPUT_NAMES, (ids_array, mask), strict=True))
             out = session.run([OUTPUT_NAME], feed)[0]
             if logits is None:
@@ -124,7 +124,7 @@ class OnnxScorer:
         return onnx_logits(
             self.session,
             input_ids,
-            pad_token_id=self.folder.tokenizer.pad_token_id,
+            tokenizer=self.folder.tokenizer,
             batch_size=self.batch_size,
             desc=desc,
         )

@@ -22,10 +22,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from imdb_sentiment.core.atomic import write_json
-from imdb_sentiment.core.errors import StageError
+from imdb_sentiment.core.errors import StageError, one_line
 
 log = logging.getLogger("imdb_sentiment.checkpoints")
 
@@ -37,21 +35,18 @@ CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 CHECKPOINT_FILES = ("model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json")
 
 
-def pipeline_outs(dvc_yaml: Path = Path("dvc.yaml")) -> list[Path]:
-    """Every out that dvc.yaml declares (none when there is no dvc.yaml)."""
-    if not dvc_yaml.is_file():
+def pipeline_outs(root: Path = Path(".")) -> list[Path]:
+    """Every out of the pipeline, as DVC reads dvc.yaml (none where there is no dvc.yaml)."""
+    if not (root / "dvc.yaml").is_file():
         return []
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
     try:
-        stages = (YAML(typ="safe", pure=True).load(dvc_yaml.read_text("utf-8")) or {}).get(
-            "stages", {}
-        )
-    except Exception as exc:  # ruamel raises several types; DVC reports a broken dvc.yaml
-        raise StageError(f"{dvc_yaml}: cannot read the pipeline's outs ({exc})") from exc
-    outs = []
-    for stage in stages.values():
-        for out in (stage or {}).get("outs", []) or []:
-            outs.extend(out if isinstance(out, Mapping) else [out])
-    return [Path(str(out)) for out in outs]
+        with Repo(str(root), uninitialized=True) as repo:
+            return [Path(out.def_path) for stage in repo.index.stages for out in stage.outs]
+    except DvcException as exc:
+        raise StageError(f"dvc.yaml: cannot read the pipeline's outs ({one_line(exc)})") from exc
 
 
 def _related(a: Path, b: Path) -> bool:

@@ -36,6 +36,7 @@ from imdb_sentiment.transformer.checkpoints import (
 from imdb_sentiment.transformer.curves import live_callback
 from imdb_sentiment.transformer.loading import load_classifier, load_tokenizer
 from imdb_sentiment.transformer.model_card import (
+    base_model_name,
     describe_base_model,
     model_card,
     push_model,
@@ -138,6 +139,7 @@ def fine_tune(
         context = card_context or {"data": ("the reviews in data/tokenized", []), "prepare": {}}
         card = model_card(
             base_model=describe_base_model(model_name, model.config),
+            base_name=base_model_name(model_name),
             data=context["data"],
             prepare=context["prepare"],
             metrics=metrics,
