@@ -11,16 +11,35 @@ export PATH := $(BIN):$(PATH)
 # No "make[1]: Entering directory" lines in the output when make runs inside make.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: install repro quick results offline-plots test lint format report runs browser-deps \
-	release
+.PHONY: install install-dev lock repro quick results offline-plots test test-fast lint format \
+	report runs browser-deps release
 
-$(VENV)/.installed: pyproject.toml
+# The environment comes from the lock files (scripts/lock.py): every package at an exact
+# version, checked against its hash. torch is pinned in pyproject.toml but installed first,
+# on its own, so that its build is the machine's (CPU here, CUDA from PyPI on a GPU box).
+PIP := $(BIN)/python -m pip
+TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
+$(VENV)/.installed: requirements/runtime.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,onnx]'
+	$(PIP) install -q "$(TORCH_PIN)"
+	$(PIP) install -q --require-hashes --no-deps -r requirements/runtime.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PIP) check -q
+	touch $@
+
+# What the tests and the linters need beside the runtime (the dev, s3, scale and ci extras).
+$(VENV)/.dev-installed: $(VENV)/.installed requirements/dev.txt
+	$(PIP) install -q --require-hashes --no-deps -r requirements/dev.txt
+	$(PIP) check -q
 	touch $@
 
 install: $(VENV)/.installed
+install-dev: $(VENV)/.dev-installed
+
+# Write requirements/*.txt again from pyproject.toml (needs the network).
+lock: install
+	$(PIP) install -q uv
+	PATH="$(BIN):$$PATH" $(BIN)/python scripts/lock.py
 
 repro: install
 	dvc repro
@@ -51,14 +70,18 @@ results: install
 offline-plots: install
 	@VEGA_PACKAGES="$(VEGA_PACKAGES)" scripts/offline_plots.sh
 
-lint: install
+lint: install-dev
 	ruff check .
 	ruff format --check .
 
-test: lint browser-deps
+# Everything, and the quick tier: the unit tests alone (no dvc, no pipeline process).
+test: lint
 	pytest
 
-format: install
+test-fast: install-dev
+	pytest -m "not e2e"
+
+format: install-dev
 	ruff check --fix .
 	ruff format .
 
@@ -106,11 +129,13 @@ browser-deps:
 	  || { echo "browser-deps: could not install $(VEGA_PACKAGES)"; [ "$$CI" != "true" ]; }; \
 	fi
 
-# Wheels of the packages that bench/gpu_check.sh needs beyond torch and transformers, for
-# a GPU machine with no package index (CPython 3.12, x86-64 Linux); carry .whl/ along.
-GPU_WHEELS := pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 \
-	typing-inspection==0.4.5 typing-extensions==4.16.0 ruamel.yaml==0.19.1 \
-	datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
+# Wheels of the packages that bench/gpu_check.sh needs beyond torch and transformers, at the
+# lock's versions, for a GPU machine with no package index (CPython 3.12, x86-64 Linux);
+# carry .whl/ along.
+GPU_WHEEL_NAMES := pydantic pydantic-core annotated-types typing-inspection typing-extensions \
+	ruamel-yaml datasets dill multiprocess
+GPU_WHEELS = $(foreach name,$(GPU_WHEEL_NAMES),\
+	$(shell grep -io '^$(subst -,[-_.],$(name))==[^ ;\]*' requirements/runtime.txt | head -n 1))
 .PHONY: gpu-wheels
 gpu-wheels:
 	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
