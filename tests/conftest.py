@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dvc_helpers import Reference, reference_run
@@ -16,6 +18,7 @@ from helpers import (
     build_tiny_model,
     make_project_repo,
     make_reviews,
+    pipeline_process,
     write_aclimdb,
 )
 
@@ -36,6 +39,25 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["OMP_NUM_THREADS"] = "1"
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def pipeline_processes_only_in_e2e_tests(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test that starts `dvc`, `make`, a stage or command of the package, or torchrun
+    must be marked `e2e`: the quick tier (`make test-fast`) runs none of them."""
+    if request.node.get_closest_marker("e2e"):
+        return
+    start = subprocess.Popen.__init__
+
+    def guarded(self: subprocess.Popen, args: Any, *rest: Any, **kwargs: Any) -> None:
+        started = pipeline_process(args)
+        if started:
+            pytest.fail(f"starts `{started}` but is not marked e2e", pytrace=False)
+        start(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

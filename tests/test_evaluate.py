@@ -241,6 +241,7 @@ def test_a_bad_evaluate_param_stops_with_one_line(workspace: Path) -> None:
         load_section({"evaluate": {"batch": 4}}, "evaluate", test_split.EvaluateParams)
 
 
+@pytest.mark.e2e
 def test_a_missing_model_stops_evaluate_with_one_line(workspace: Path, tmp_path: Path) -> None:
 
     copy = tmp_path / "project"

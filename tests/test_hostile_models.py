@@ -77,6 +77,7 @@ MODEL_AUTO_MAP = {
 TOKENIZER_AUTO_MAP = {"AutoTokenizer": [None, "evil.EvilTokenizer"]}
 
 
+@pytest.mark.e2e
 def test_predict_refuses_a_model_folder_that_runs_its_own_code(workspace: Path) -> None:
     """Answering `y` on stdin (as transformers would ask) runs nothing."""
     evil = evil_folder(workspace, "evil-predict", "config.json", MODEL_AUTO_MAP)

@@ -57,6 +57,7 @@ def jsonl(out: str) -> list[dict]:
 # --- input that is not UTF-8, a closed stdin -------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_bytes_that_are_not_utf8_in_arguments_and_on_stdin(workspace: Path) -> None:
     """Each bad row is one line; the good rows (arguments first, then stdin) are scored."""
     argv = ["--model", "linear", "--format", "jsonl", "--file", "-"]
@@ -96,6 +97,7 @@ def test_a_file_whose_name_is_not_utf8_is_read(
     assert len(out.splitlines()) == 3
 
 
+@pytest.mark.e2e
 def test_a_closed_stdin_is_one_line(workspace: Path) -> None:
     before = snapshot(workspace)
     result = run_predict(
@@ -175,6 +177,7 @@ def read_until(stream: io.BufferedReader, marker: bytes, timeout: float) -> byte
     return seen
 
 
+@pytest.mark.e2e
 def test_a_kill_while_scoring_leaves_no_output_and_the_next_run_cleans_up(
     previous_results: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -129,6 +129,7 @@ def test_predict_onnx_backend_cuts_long_reviews_as_training_did(
     np.testing.assert_allclose(proba, odds / (1 + odds), rtol=1e-6)
 
 
+@pytest.mark.e2e
 def test_predict_cli_scores_with_the_int8_model(exported: Path, tmp_path: Path) -> None:
     reviews = ["A superb, moving film.", "Awful and boring, a waste of time."]
     args = [sys.executable, "-m", "imdb_sentiment.cli.predict", "--format", "jsonl"]

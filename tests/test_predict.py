@@ -190,6 +190,7 @@ def test_a_missing_column_is_one_line(in_workspace: Path, tmp_path: Path, capsys
     assert err.strip() == f"error: {path}: no column 'text'; it has ['review']"
 
 
+@pytest.mark.e2e
 def test_the_module_runs_as_a_command(workspace: Path) -> None:
     command = [
         sys.executable,

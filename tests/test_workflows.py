@@ -163,6 +163,7 @@ def browser_deps(tmp_path: Path, uid: int, sudo: bool, **env: str) -> tuple[int,
 INSTALL = "install -y -qq chromium chromium-driver DEBIAN_FRONTEND=noninteractive"
 
 
+@pytest.mark.e2e
 def test_browser_deps_uses_sudo_when_not_root(tmp_path: Path) -> None:
     status, _, calls = browser_deps(tmp_path, uid=1001, sudo=True, CI="true")
     assert status == 0
@@ -174,12 +175,14 @@ def test_browser_deps_uses_sudo_when_not_root(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.e2e
 def test_browser_deps_as_root_runs_apt_get_itself(tmp_path: Path) -> None:
     status, _, calls = browser_deps(tmp_path, uid=0, sudo=False, CI="true")
     assert status == 0
     assert calls.splitlines() == ["apt-get update -qq DEBIAN_FRONTEND=", f"apt-get {INSTALL}"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("ci", ["true", ""])
 def test_browser_deps_failure_fails_only_in_ci(tmp_path: Path, ci: str) -> None:
     status, out, _ = browser_deps(tmp_path, uid=1001, sudo=False, CI=ci, APT_FAILS="1")
