@@ -57,9 +57,10 @@ def test_exp_run_set_param_and_exp_show(reference: Reference, tmp_path: Path) ->
     # Only what reads `train_distilbert` (and what depends on it) reruns; the rest comes
     # from the cache.
     assert "Running stage 'train_distilbert'" in run.stdout, run.stdout
-    for stage in ("prepare", "tokenize", "train_rf", "train_linear"):
-        if stage in pipeline_stages(repo):
-            assert f"Running stage '{stage}'" not in run.stdout, stage
+    unchanged = ("prepare", "tokenize", "train_rf", "train_linear")
+    assert set(unchanged) <= set(pipeline_stages(repo))
+    for stage in unchanged:
+        assert f"Running stage '{stage}'" not in run.stdout, stage
 
     # DVC writes the number as YAML 1.2 does, and the stages read it back as a float.
     assert "learning_rate: 5e-05" in (repo / "params.yaml").read_text(encoding="utf-8")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -78,13 +79,16 @@ def test_export_writes_fused_fp32_and_int8_graphs_with_what_predict_needs(
     names = {path.name for path in exported.iterdir()}
     assert {FP32_FILE, INT8_FILE, "config.json", "tokenize_config.json", "export.json"} <= names
     assert {"tokenizer.json", "tokenizer_config.json"} <= names
-    record = json.loads((exported / "export.json").read_text())
-    fused = record["fused_operators"]
-    assert fused["Attention"] == 2  # both layers' attention in one kernel each
-    assert fused["SkipLayerNormalization"] == 4  # residual add + LayerNorm, twice a layer
-    assert fused.get("BiasGelu", 0) + fused.get("Gelu", 0) + fused.get("FastGelu", 0) == 2
-    assert record["fp32_max_logit_difference"] <= 1e-4
-    assert record["int8_mb"] < record["fp32_mb"]
+    # The fused kernels, counted in the saved graph itself (not in the exporter's record).
+    import onnx
+
+    graph = onnx.load(str(exported / FP32_FILE)).graph
+    kernels = Counter(node.op_type for node in graph.node)
+    assert kernels["Attention"] == 2  # both layers' attention in one kernel each
+    assert kernels["SkipLayerNormalization"] == 4  # residual add + LayerNorm, twice a layer
+    assert kernels["BiasGelu"] + kernels["Gelu"] + kernels["FastGelu"] == 2
+    assert "MatMulInteger" in {n.op_type for n in onnx.load(str(exported / INT8_FILE)).graph.node}
+    assert (exported / INT8_FILE).stat().st_size < (exported / FP32_FILE).stat().st_size / 2
 
 
 def test_fp32_graph_gives_torchs_logits(
@@ -92,7 +96,8 @@ def test_fp32_graph_gives_torchs_logits(
 ) -> None:
     session = load_session(exported / FP32_FILE)
     logits = onnx_logits(session, test_ids, tokenizer=tiny_tokenizer, batch_size=16)
-    assert np.abs(logits - torch_logits).max() <= 1e-4
+    # The same sums in another order: 5.8e-6 apart at most on a Xeon with AMX (measured).
+    assert np.abs(logits - torch_logits).max() <= 2e-5
 
 
 def test_int8_graph_gives_torchs_labels_on_most_reviews(
@@ -101,7 +106,9 @@ def test_int8_graph_gives_torchs_labels_on_most_reviews(
     session = load_session(exported / INT8_FILE)
     logits = onnx_logits(session, test_ids, tokenizer=tiny_tokenizer, batch_size=16)
     agree = float((logits.argmax(1) == torch_logits.argmax(1)).mean())
-    assert agree >= 0.9, agree
+    # All 200 labels agree on a Xeon with AMX (measured); int8 kernels differ from CPU to
+    # CPU, so up to 4 of them may flip.
+    assert agree >= 0.98, agree
 
 
 def test_onnx_scores_come_back_in_input_order_whatever_the_batching(

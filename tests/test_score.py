@@ -293,9 +293,10 @@ def test_the_int8_onnx_backend_scores_as_predict_does(corpus: Path, ray_address:
         got.drop(columns=["label", "score"]), expected.drop(columns=["label", "score"])
     )
     # Dynamic int8 quantises each batch's activations with a scale of their own, and score
-    # batches each unit apart: close, not equal, to predict's one pass over all the reviews.
-    assert (got["label"] == expected["label"]).mean() >= 0.95
-    np.testing.assert_allclose(got["score"], expected["score"], rtol=0, atol=0.05)
+    # batches each unit apart: close, not equal, to predict's one pass over all the reviews
+    # (measured: scores up to 0.053 apart, labels equal on 99-100% of the reviews).
+    assert (got["label"] == expected["label"]).mean() >= 0.98
+    np.testing.assert_allclose(got["score"], expected["score"], rtol=0, atol=0.06)
 
 
 def test_killed_run_resumes_to_the_same_files(linear_run, corpus: Path, ray_address: str) -> None:
