@@ -15,14 +15,21 @@ from imdb_sentiment.transformer import checkpoints
 from imdb_sentiment.transformer.checkpoints import MARKER_FILE, check_output_dir, pipeline_outs
 
 
-def make_checkpoint(folder: Path, step: int, complete: bool = True) -> Path:
+def make_checkpoint(
+    folder: Path, step: int, complete: bool = True, run: str = "run-a", **state: object
+) -> Path:
+    """A checkpoint as the Trainer and the stage leave it: its files, trainer_state.json
+    (`state` overrides its values) and the run's stamp (left out when not `complete`)."""
     checkpoint = folder / f"checkpoint-{step}"
     checkpoint.mkdir(parents=True)
     files = checkpoints.CHECKPOINT_FILES if complete else checkpoints.CHECKPOINT_FILES[:-1]
     for name in files:
         (checkpoint / name).write_text("x")
+    (checkpoint / "trainer_state.json").write_text(
+        json.dumps({"global_step": step, "epoch": step / 10, **state})
+    )
     if complete:
-        (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        (checkpoint / checkpoints.STAMP_FILE).write_text(json.dumps({"fingerprint": run}))
     return checkpoint
 
 

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imdb_sentiment.core.errors import run_stage
-from imdb_sentiment.core.params import load_params
+from imdb_sentiment.core.params import load_params, load_section
+from imdb_sentiment.scoring.cluster import ScoreParams
 from imdb_sentiment.stages import (
     evaluate,
     export_onnx,
@@ -22,6 +23,7 @@ from imdb_sentiment.stages import (
     train_linear,
     train_rf,
 )
+from imdb_sentiment.text.reviews import PredictParams
 
 
 def error_line(capsys: pytest.CaptureFixture[str], main: Any) -> str:
@@ -166,6 +168,9 @@ READER = {
     "train_distilbert": train_distilbert.main,
     "export_onnx": export_onnx.main,
     "evaluate": evaluate.main,
+    # The commands' sections, read as predict and score read them.
+    "predict": lambda: load_section(load_params(), "predict", PredictParams),
+    "score": lambda: load_section(load_params(), "score", ScoreParams),
 }
 
 
@@ -189,7 +194,6 @@ def test_any_value_in_any_key_validates_or_fails_in_one_line(
     key: str,
     value: Any,
 ) -> None:
-    from imdb_sentiment.core.params import load_section
     from imdb_sentiment.text.tokenizing import TokenizeParams
 
     work = fuzz_root / "work"

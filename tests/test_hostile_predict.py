@@ -15,6 +15,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ from hostile_workspace import (
     snapshot,
 )
 
+from imdb_sentiment.core.atomic import MARKER, OWNER
 from imdb_sentiment.text.cleaning import clean_text
 
 NEGATIVE = "Awful. A boring, dull waste of time; the worst script."
@@ -201,15 +203,26 @@ def test_a_kill_while_scoring_leaves_no_output_and_the_next_run_cleans_up(
         process.stderr.close()
     assert snapshot(root) == before
 
-    # A kill during the final write would leave its hidden temporary file: the next run
-    # removes it, since its writer no longer runs, and writes the output whole.
-    leftover = previous_results.with_name(f".{previous_results.name}.tmp-{process.pid}")
-    leftover.write_text("index,label\n1,POS", encoding="utf-8")
+    # A kill during the final write would leave its private temporary folder (marked as
+    # the project's, by the process killed): the next run removes it, since its writer no
+    # longer runs, and writes the output whole. A file merely named like one stays.
+    leftover = previous_results.with_name(f".{previous_results.name}.tmp-0123456789ab")
+    leftover.mkdir()
+    (leftover / previous_results.name).write_text("index,label\n1,POS", encoding="utf-8")
+    marker = {"written_by": OWNER, "name": previous_results.name, "pid": process.pid}
+    (leftover / MARKER).write_text(json.dumps({**marker, "host": socket.gethostname()}))
+    lookalike = previous_results.with_name(f".{previous_results.name}.tmp-{process.pid}")
+    lookalike.write_text("a user's file, named like a temporary one", encoding="utf-8")
+    before = snapshot(root)
     status, _, err = call_predict(
         ["--model", "linear", "--format", "csv", "--output", str(previous_results), REVIEW], capsys
     )
     assert status == 0, err
-    assert changed(before, snapshot(root)) == {"results/scores.csv"}
+    assert changed(before, snapshot(root)) == {
+        "results/scores.csv",
+        *(f"results/{leftover.name}{part}" for part in ("", f"/{MARKER}", "/scores.csv")),
+    }
+    assert not leftover.exists() and lookalike.exists()
     lines = previous_results.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "index,label,score,p_positive,review" and len(lines) == 2
 

@@ -3,6 +3,7 @@ folder is resumed or refused, how the actor pool is sized, and the one-line erro
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from imdb_sentiment.cli import score
+from imdb_sentiment.core.atomic import atomic_path
 from imdb_sentiment.core.errors import StageError
 from imdb_sentiment.scoring import plan as score_plan
 from imdb_sentiment.scoring import ray_pool
@@ -98,7 +100,8 @@ def test_output_folder_is_resumed_only_for_the_same_plan(tmp_path: Path) -> None
     out = tmp_path / "out"
     assert score_plan.open_output(out, plan) == set()
     units = score_plan.plan_units(plan)
-    (out / units[1].file_name).write_bytes(b"written")
+    scores = pa.table({"label": [1] * 50, "score": [0.9] * 50})
+    score_plan.write_unit(out, units[1], scores, score_plan.plan_digest(plan))
     assert score_plan.open_output(out, plan) == {1}
     other = score_plan.make_plan([path], 25, {"model": "linear"})
     with pytest.raises(StageError, match="holds the scores of another run \\(rows_per_file, units"):
@@ -115,13 +118,26 @@ def test_output_folder_is_resumed_only_for_the_same_plan(tmp_path: Path) -> None
 
 def test_written_unit_is_atomic_and_leftovers_go(tmp_path: Path) -> None:
     unit = score_plan.Unit(3, "in.parquet", 0, 2)
-    (tmp_path / ".part-000007.parquet.tmp-999999999").write_bytes(b"killed writer")
-    score_plan.write_unit(tmp_path, unit, pa.table({"label": [1, 0], "score": [0.9, 0.1]}))
+    # What a killed writer of another part left (its marked private folder), and a file
+    # merely named like one, which is not the project's to remove.
+    with pytest.raises(KeyboardInterrupt), atomic_path(tmp_path / "part-000007.parquet") as tmp:
+        tmp.write_bytes(b"killed writer")
+        left = tmp.parent
+        shutil.copytree(left, tmp_path / "copy")  # as the kill would have left it
+        raise KeyboardInterrupt
+    (tmp_path / "copy").rename(left)
+    (tmp_path / ".part-000008.parquet.tmp-999999999").write_bytes(b"a user's file")
+    digest = "d" * 64
+    score_plan.write_unit(tmp_path, unit, pa.table({"label": [1, 0], "score": [0.9, 0.1]}), digest)
     written = pq.read_table(tmp_path / "part-000003.parquet")
     assert written.column("score").to_pylist() == [0.9, 0.1]
     assert written.schema.metadata[b"imdb_score.rows"] == b"0:2"
+    assert written.schema.metadata[b"imdb_score.plan"] == digest.encode()
     score_plan.remove_leftovers(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["part-000003.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".part-000008.parquet.tmp-999999999",
+        "part-000003.parquet",
+    ]
 
 
 @pytest.mark.parametrize(
