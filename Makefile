@@ -103,8 +103,8 @@ VEGA_DIR := .cache/vega
 VEGA_PACKAGES := vega@5.22.1 vega-lite@5.2.0 vega-embed@6.18.2
 browser-deps:
 	@set -f; for package in $$VEGA_PACKAGES; do case "$$package" in \
-	  -*|*[!A-Za-z0-9@._/~^-]*) echo "error: VEGA_PACKAGES: $$package is not a name@version" >&2; \
-	  exit 1;; esac; done; \
+	  -*|*[!A-Za-z0-9@._/~^-]*) ;; ?*@?*) continue;; esac; \
+	  echo "error: VEGA_PACKAGES: $$package is not a name@version" >&2; exit 1; done; \
 	case "$$VEGA_DIR" in -*|*[!A-Za-z0-9._/-]*|'') \
 	  echo "error: VEGA_DIR: not a plain folder name" >&2; exit 1;; esac
 	@missing=""; \
@@ -132,8 +132,8 @@ GPU_WHEELS := pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 \
 .PHONY: gpu-wheels
 gpu-wheels:
 	@set -f; for wheel in $$GPU_WHEELS; do case "$$wheel" in \
-	  -*|*[!A-Za-z0-9._=-]*) echo "error: GPU_WHEELS: $$wheel is not a name==version" >&2; \
-	  exit 1;; esac; done
+	  -*|*[!A-Za-z0-9._=-]*) ;; ?*==?*) continue;; esac; \
+	  echo "error: GPU_WHEELS: $$wheel is not a name==version" >&2; exit 1; done
 	set -f; "$$PYTHON" -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 	  --platform manylinux2014_x86_64 -d .whl $$GPU_WHEELS

@@ -21,7 +21,9 @@ sized to fit the cluster, so nothing waits on a CPU that an actor holds, on 2 co
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,9 @@ from imdb_sentiment.scoring.plan import Unit, read_unit, write_unit
 from imdb_sentiment.scoring.units import score_table, too_long, unit_scorer
 
 BAD_ROWS_LISTED = 5
+# The project's own error line in a worker's traceback, and terminal colour codes in Ray's.
+STAGE_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?StageError: (.+)$", re.M)
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Every actor is up before the first unit is handed out (so all of them get work from the
 # start), and a pool the cluster cannot hold fails after this long instead of waiting on.
 ACTOR_START_TIMEOUT_S = 900
@@ -105,18 +110,17 @@ class UnitScorer:
 
 def worker_failure(exc: BaseException) -> str:
     """One line for what ended a scoring worker: the project's own error line when one
-    caused it, else the first line of the deepest cause Ray kept."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    deepest = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, StageError):
-            return one_line(cause, 300)
-        deepest = cause
-        cause = getattr(cause, "cause", None) or cause.__cause__
-    text = str(deepest).strip().splitlines()
-    return f"{type(deepest).__name__}: {one_line(text[-1] if text else '', 300)}"
+    caused it (Ray passes on the worker's traceback as text), else the last line Ray kept."""
+    chain, error = [], exc
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = getattr(error, "cause", None) or error.__cause__ or error.__context__
+    text = ANSI_ESCAPE.sub("", "\n".join(str(error) for error in chain))
+    ours = STAGE_ERROR_LINE.findall(text)
+    if ours:
+        return one_line(ours[-1], 300)
+    lines = [line for line in text.splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {one_line(lines[-1] if lines else '', 300)}"
 
 
 def score_units(
@@ -126,6 +130,9 @@ def score_units(
     as its file is written (streamed: nothing else comes back to the driver). A worker
     that cannot start or dies ends the run in one line naming the model folder."""
     ray = import_ray()
+    # Ray Data logs a failed worker's whole traceback on the driver; the worker's own log
+    # keeps it, and the run ends in one line (below).
+    logging.getLogger("ray.data.exceptions").setLevel(logging.CRITICAL)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
