@@ -54,12 +54,12 @@ class Params(BaseModel):
 
 def short(value: Any) -> str:
     """A repr of `value` short enough for one line, whatever its size or depth."""
-    return SHORT_REPR.repr(value)
+    return one_line(SHORT_REPR.repr(value), 160)
 
 
 SHORT_REPR = reprlib.Repr()
-SHORT_REPR.maxlevel, SHORT_REPR.maxstring, SHORT_REPR.maxother = 2, 60, 60
-SHORT_REPR.maxlist = SHORT_REPR.maxdict = SHORT_REPR.maxtuple = SHORT_REPR.maxset = 5
+SHORT_REPR.maxlevel, SHORT_REPR.maxstring, SHORT_REPR.maxother = 2, 40, 40
+SHORT_REPR.maxlist = SHORT_REPR.maxdict = SHORT_REPR.maxtuple = SHORT_REPR.maxset = 4
 
 
 class DataParams(Params):
