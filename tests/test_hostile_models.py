@@ -700,3 +700,35 @@ def test_a_graph_whose_width_shows_only_when_it_runs_is_one_line(
     assert status == 1 and out == ""
     assert_one_error(err, "error: the ONNX graph returned logits of shape (2, ")
     assert error_lines(err)[0].endswith(" for 2 reviews, not (2, 2)")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["fifo", "link-loop", "link-to-a-device"])
+def test_a_model_folder_holding_what_is_not_a_file_is_one_line_never_a_hang(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """transformers would open a FIFO named like one of its files and wait for a writer."""
+    import os
+
+    folder = tmp_path / "distilbert"
+    shutil.copytree(workspace / "models" / "distilbert", folder)
+    odd = folder / "special_tokens_map.json"
+    if kind == "fifo":
+        os.mkfifo(odd)
+    elif kind == "link-loop":
+        odd.symlink_to(folder / "loop")
+        (folder / "loop").symlink_to(odd)
+    else:
+        odd.symlink_to(os.devnull)
+    expected = {"fifo": "a FIFO", "link-loop": "a link that loops"}.get(kind, "a character device")
+    cwd = os.getcwd()
+    os.chdir(workspace)
+    try:
+        status, out, err = call_predict(["--model-dir", str(folder), REVIEW], capsys)
+    finally:
+        os.chdir(cwd)
+    assert status == 1 and out == ""
+    [line] = error_lines(err)
+    assert line.endswith(f": {expected}, not a regular file") and str(folder) in line, line
+    with pytest.raises(StageError, match=f"{expected}, not a regular file"):
+        load_tokenizer(str(folder))

@@ -67,6 +67,17 @@ def check_replaceable(path: Path | str, what: str = "") -> None:
         raise StageError(f"{label}: {kind}, not a regular file; the project replaces only files")
 
 
+def check_regular_tree(folder: Path, limit: int = 10_000) -> None:
+    """Stop in one line when anything in `folder` (a model folder: a handful of files) is
+    neither a regular file nor a folder: a library that opens it would wait or read on."""
+    for count, path in enumerate(folder.rglob("*")):
+        if count >= limit:
+            raise StageError(f"{folder}: more than {limit:,} files; is this a model folder?")
+        kind = kind_of(path) or "a link to nothing"
+        if kind not in ("a regular file", "a folder"):
+            raise NotRegularFile(path, kind)
+
+
 def open_regular(path: Path | str) -> BinaryIO:
     """`path` opened for reading in binary, or NotRegularFile: opened without blocking (a
     FIFO would wait for a writer) and checked on the open descriptor, so nothing can be

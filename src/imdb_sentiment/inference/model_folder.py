@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from imdb_sentiment.core.errors import StageError
+from imdb_sentiment.core.files import check_regular_tree
 from imdb_sentiment.core.labels import ID2LABEL
 from imdb_sentiment.core.params import short
 from imdb_sentiment.text.cutting import (
@@ -49,6 +50,7 @@ def check_model_dir(model_dir: Path, needed: str) -> None:
         )
     if not (model_dir / needed).exists():
         raise StageError(f"{model_dir}: {needed} is missing; is this a trained model folder?")
+    check_regular_tree(model_dir)
 
 
 def check_labels(config: Any, where: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from imdb_sentiment.core.errors import StageError, one_line
+from imdb_sentiment.core.files import check_regular_tree
 from imdb_sentiment.core.hub import LOCAL_HINT, T, is_local_path, load_from_hub
 from imdb_sentiment.text.cutting import special_token_frame
 
@@ -71,6 +72,7 @@ def _load(
     folder = Path(name).expanduser()
     if not folder.is_dir():
         raise StageError(f"{where}: no such folder")
+    check_regular_tree(folder)
     refuse_remote_code(folder, param)
     if not any((folder / file).is_file() for file in needed):
         raise StageError(f"{where}: no {what} there (none of {', '.join(needed)})")
