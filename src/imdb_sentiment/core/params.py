@@ -38,6 +38,9 @@ TOP_LEVEL_KEYS = (
     "predict",
     "score",
 )
+# The sections that the imdb-predict and imdb-score commands read, and no stage: no stage
+# declares them in dvc.yaml, so changing one reruns nothing.
+COMMAND_SECTIONS = ("predict", "score")
 # params.yaml is a page of settings: far larger, or far more values once its aliases are
 # expanded (a "billion laughs" file), is refused before it costs any memory or time.
 MAX_PARAMS_BYTES = 1_000_000
