@@ -6,6 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rev="${1:-main}"
+# A revision or experiment name is one word of the characters Git allows in one, and not
+# an option: anything else stops here, before it reaches git or dvc.
+if [[ ! ${rev} =~ ^[A-Za-z0-9._/@^~{}:+-]+$ || ${rev} == -* ]]; then
+  printf 'error: REV=%q: not a Git revision or DVC experiment name\n' "${rev}" >&2
+  exit 1
+fi
 against="${rev}"
 if ! git rev-parse --verify --quiet "${rev}^{commit}" >/dev/null; then
   # Not a Git revision: resolve it as a DVC experiment name (refs/exps/...) the way

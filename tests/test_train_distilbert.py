@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -352,6 +353,41 @@ def test_model_name_must_match_the_tokenized_data(tokenized_project: Path) -> No
     set_params(tokenized_project / "params.yaml", {"model.name": "distilbert/other"})
     with pytest.raises(StageError, match="data/tokenized was made with the tokenizer of"):
         stage.main()
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(
+    "tampered", [{"global_step": 10**12}, {"epoch": -5}], ids=["step-1e12", "epoch-minus-5"]
+)
+def test_a_tampered_checkpoint_is_set_aside_and_training_resumes_before_it(
+    tokenized_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tampered: dict,
+) -> None:
+    """A checkpoint's trainer_state.json is checked against the run before it is resumed
+    from: one that says 10**12 steps would train nothing and report that step as done."""
+    set_params(tokenized_project / "params.yaml", {"train_distilbert.num_train_epochs": 3})
+    # The checkpoints of a finished run kept, as a killed run leaves them.
+    monkeypatch.setattr(fine_tune, "remove_checkpoints", lambda output_dir: None)
+    stage.main()
+    folder = tokenized_project / "checkpoints" / "distilbert"
+    steps_per_epoch = -(-TRAIN_ROWS // 8)
+    last = folder / f"checkpoint-{3 * steps_per_epoch}"
+    state = json.loads((last / "trainer_state.json").read_text())
+    (last / "trainer_state.json").write_text(json.dumps({**state, **tampered}))
+    # The Trainer kept the best checkpoint and the last (save_total_limit 2).
+    [earlier] = [path for path in folder.glob("checkpoint-*") if path != last]
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="imdb_sentiment")
+
+    stage.main()
+    assert run_record(tokenized_project)["global_step"] == 3 * steps_per_epoch
+    assert (folder / f"set-aside-{last.name}").is_dir()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("set aside" in message and last.name in message for message in messages)
+    resumed = [message for message in messages if message.startswith("resuming from")]
+    assert resumed == [f"resuming from {earlier.relative_to(tokenized_project)}"]
 
 
 @pytest.mark.e2e

@@ -30,6 +30,7 @@ from imdb_sentiment.core.errors import StageError, one_line
 from imdb_sentiment.core.params import Params
 from imdb_sentiment.core.paths import MODELS_DIR
 from imdb_sentiment.inference.batching import pad_batch
+from imdb_sentiment.inference.model_folder import open_transformer_folder
 from imdb_sentiment.inference.onnx_backend import (
     FP32_FILE,
     INPUT_NAMES,
@@ -39,10 +40,9 @@ from imdb_sentiment.inference.onnx_backend import (
     load_session,
     onnx_logits,
 )
-from imdb_sentiment.text.cutting import TOKENIZE_CONFIG_NAME, read_cut_config
+from imdb_sentiment.text.cutting import TOKENIZE_CONFIG_NAME
 from imdb_sentiment.transformer.loading import (
     load_classifier,
-    load_tokenizer,
     refuse_remote_code,
 )
 
@@ -198,8 +198,8 @@ def export(model_dir: Path, out_dir: Path, params: ExportParams) -> dict[str, An
         raise StageError(f"{model_dir} holds no saved model: run `dvc repro train_distilbert`")
     refuse_remote_code(model_dir)
     model_type = optimizer_model_type(model_dir)
-    read_cut_config(model_dir)  # fails early when the folder did not come from training
-    tokenizer = load_tokenizer(str(model_dir), param=None)
+    # Labels, cut and tokenizer checked whole, as every backend checks them.
+    tokenizer = open_transformer_folder(model_dir, "config.json").tokenizer
     # Eager attention: the explicit MatMul-Softmax-MatMul that the attention fusion matches.
     model = load_classifier(str(model_dir), param=None, attn_implementation="eager").eval()
     out_dir.mkdir(parents=True)
