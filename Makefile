@@ -3,24 +3,56 @@
 #   make test    install, then lint, check formatting and run the test suite
 # and one runs every stage in minutes on a CPU:
 #   make quick [DATA=<local data folder>] [MODEL=<local model folder>]
+# Every value given on the command line (make report REV=...) or read from the environment
+# is taken literally: make expands nothing in it (a `$(shell ...)` stays text), and it
+# reaches its script as an environment variable, never pasted into a recipe, where a quote
+# or a `;` would run as shell. Each script checks its values and refuses a bad one in one
+# line. (`VAR:=...` on the command line is make's own immediate expansion: never used here.)
+USER_VARS := VENV PYTHON DATA MODEL QUICK_SETTINGS QUICK_EXTRA VEGA_DIR VEGA_PACKAGES \
+	NAME VERSION REV GPU_WHEELS
+literal = $(eval override $(1) := $$(value $(1)))
+$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(call literal,$(v))))
+$(foreach v,$(USER_VARS),$(if $(filter environment,$(origin $(v))),$(call literal,$(v))))
+
 VENV ?= .venv
 PYTHON ?= python3
+ifneq ($(words $(VENV)),1)
+$(error VENV=$(VENV): name one folder, without spaces)
+endif
 BIN := $(abspath $(VENV))/bin
 # Stages run `python -m imdb_sentiment.stages.X`: put the virtual environment first so that is its Python.
 export PATH := $(BIN):$(PATH)
 # No "make[1]: Entering directory" lines in the output when make runs inside make.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: install repro quick results offline-plots test lint format report runs browser-deps \
-	release
+.PHONY: install install-dev lock repro quick results offline-plots test test-fast lint format \
+	report runs browser-deps release
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,onnx]'
-	touch $@
+# The environment comes from the lock files (scripts/lock.py): every package at an exact
+# version, checked against its hash. torch is pinned in pyproject.toml but installed first,
+# on its own, so that its build is the machine's (CPU here, CUDA from PyPI on a GPU box).
+TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
+$(VENV)/.installed: requirements/runtime.txt pyproject.toml
+	"$$PYTHON" -m venv -- "$$VENV"
+	"$$VENV/bin/python" -m pip install -q "$(TORCH_PIN)"
+	"$$VENV/bin/python" -m pip install -q --require-hashes --no-deps -r requirements/runtime.txt
+	"$$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+	"$$VENV/bin/python" -m pip check -q
+	touch -- "$$VENV/.installed"
+
+# What the tests and the linters need beside the runtime (the dev, s3, scale and ci extras).
+$(VENV)/.dev-installed: $(VENV)/.installed requirements/dev.txt
+	"$$VENV/bin/python" -m pip install -q --require-hashes --no-deps -r requirements/dev.txt
+	"$$VENV/bin/python" -m pip check -q
+	touch -- "$$VENV/.dev-installed"
 
 install: $(VENV)/.installed
+install-dev: $(VENV)/.dev-installed
+
+# Write requirements/*.txt again from pyproject.toml (needs the network).
+lock: install
+	"$$VENV/bin/python" -m pip install -q uv
+	"$$VENV/bin/python" scripts/lock.py
 
 repro: install
 	dvc repro
@@ -40,8 +72,7 @@ DATA ?=
 MODEL ?=
 QUICK_EXTRA ?=
 quick: install
-	@DATA="$(DATA)" MODEL="$(MODEL)" QUICK_SETTINGS="$(QUICK_SETTINGS)" \
-	  QUICK_EXTRA="$(QUICK_EXTRA)" scripts/quick.sh
+	@scripts/quick.sh
 
 # The workspace's test-split results, one row per model.
 results: install
@@ -49,16 +80,20 @@ results: install
 
 # `dvc plots show` with local vega copies instead of a CDN (scripts/offline_plots.sh).
 offline-plots: install
-	@VEGA_PACKAGES="$(VEGA_PACKAGES)" scripts/offline_plots.sh
+	@scripts/offline_plots.sh
 
-lint: install
+lint: install-dev
 	ruff check .
 	ruff format --check .
 
-test: lint browser-deps
+# Everything, and the quick tier: the unit tests alone (no dvc, no pipeline process).
+test: lint
 	pytest
 
-format: install
+test-fast: install-dev
+	pytest -m "not e2e"
+
+format: install-dev
 	ruff check --fix .
 	ruff format .
 
@@ -67,14 +102,14 @@ format: install
 NAME ?=
 VERSION ?=
 release: install
-	@scripts/release.sh "$(NAME)" "$(VERSION)"
+	@scripts/release.sh "$$NAME" "$$VERSION"
 
 # `make report`: the tables a reviewer pastes into a pull request: each model's test accuracy
 # compared review by review (with its noise), metrics and params of the workspace against
 # main (or REV=<commit, branch, tag or DVC experiment name>) (scripts/report.py).
 REV ?= main
 report: install
-	@python scripts/report.py "$(REV)"
+	@python scripts/report.py "$$REV"
 
 # `make runs`: the experiments of the current commit, one row each, with each model's test
 # accuracy (scripts/runs.sh).
@@ -90,6 +125,11 @@ runs: install
 VEGA_DIR := .cache/vega
 VEGA_PACKAGES := vega@5.22.1 vega-lite@5.2.0 vega-embed@6.18.2
 browser-deps:
+	@set -f; for package in $$VEGA_PACKAGES; do case "$$package" in \
+	  -*|*[!A-Za-z0-9@._/~^-]*) ;; ?*@?*) continue;; esac; \
+	  echo "error: VEGA_PACKAGES: $$package is not a name@version" >&2; exit 1; done; \
+	case "$$VEGA_DIR" in -*|*[!A-Za-z0-9._/-]*|'') \
+	  echo "error: VEGA_DIR: not a plain folder name" >&2; exit 1;; esac
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
@@ -101,19 +141,26 @@ browser-deps:
 	    -y -qq $$missing >/dev/null) \
 	  || { echo "browser-deps: could not install$$missing"; [ "$$CI" != "true" ]; }; \
 	fi
-	@if [ ! -f $(VEGA_DIR)/node_modules/vega-embed/build/vega-embed.min.js ]; then \
-	  npm install --prefix $(VEGA_DIR) --no-audit --no-fund --no-save --silent \
-	    $(VEGA_PACKAGES) \
-	  || { echo "browser-deps: could not install $(VEGA_PACKAGES)"; [ "$$CI" != "true" ]; }; \
+	@set -f; if [ ! -f "$$VEGA_DIR/node_modules/vega-embed/build/vega-embed.min.js" ]; then \
+	  npm install --prefix "$$VEGA_DIR" --no-audit --no-fund --no-save --silent \
+	    $$VEGA_PACKAGES \
+	  || { echo "browser-deps: could not install $$VEGA_PACKAGES"; [ "$$CI" != "true" ]; }; \
 	fi
 
-# Wheels of the packages that bench/gpu_check.sh needs beyond torch and transformers, for
-# a GPU machine with no package index (CPython 3.12, x86-64 Linux); carry .whl/ along.
-GPU_WHEELS := pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 \
-	typing-inspection==0.4.5 typing-extensions==4.16.0 ruamel.yaml==0.19.1 \
-	datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
+# Wheels of the packages that bench/gpu_check.sh needs beyond torch and transformers, at the
+# lock's versions, for a GPU machine with no package index (CPython 3.12, x86-64 Linux);
+# carry .whl/ along.
+GPU_WHEEL_NAMES := pydantic pydantic-core annotated-types typing-inspection typing-extensions \
+	ruamel-yaml datasets dill multiprocess
+GPU_WHEELS = $(foreach name,$(GPU_WHEEL_NAMES),\
+	$(shell grep -io '^$(subst -,[-_.],$(name))==[^ ;\]*' requirements/runtime.txt | head -n 1))
 .PHONY: gpu-wheels
 gpu-wheels:
-	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+	@set -f; for wheel in $$GPU_WHEELS; do case "$$wheel" in \
+	  -*|*[!A-Za-z0-9._=-]*) ;; ?*==?*) continue;; esac; \
+	  echo "error: GPU_WHEELS: $$wheel is not a name==version" >&2; exit 1; done
+	set -f; "$$PYTHON" -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-	  --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
+	  --platform manylinux2014_x86_64 -d .whl $$GPU_WHEELS
+
+export $(USER_VARS)

@@ -15,8 +15,11 @@ target="$dest_dir/$name"
 if [ ! -e "$target" ]; then
   mkdir -p "$dest_dir"
   echo "copying $source_dir to $target" >&2
-  cp -R "$source_dir" "$target.tmp-$$"
-  mv "$target.tmp-$$" "$target"
+  # Copied inside a private folder made for this run alone, then moved into place.
+  tmp=$(mktemp -d "$dest_dir/.$name.tmp-XXXXXXXX")
+  trap 'rm -rf -- "$tmp"' EXIT
+  cp -R -- "$source_dir" "$tmp/$name"
+  mv -- "$tmp/$name" "$target"
 fi
 dvc add --quiet "$target" >&2
 echo "./$target"

@@ -6,11 +6,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 vega_dir=.cache/vega
-packages=${VEGA_PACKAGES:-vega@5.22.1 vega-lite@5.2.0 vega-embed@6.18.2}
+read -r -d "" -a packages <<<"${VEGA_PACKAGES:-vega@5.22.1 vega-lite@5.2.0 vega-embed@6.18.2}" || true
+# Each an npm package and its version (name@version), never an option or a path.
+for package in "${packages[@]}"; do
+  if [[ ! $package =~ ^(@[a-z0-9._~-]+/)?[a-z0-9._~-]+@[A-Za-z0-9._^~-]+$ ]]; then
+    printf 'error: VEGA_PACKAGES: %q is not an npm name@version\n' "$package" >&2
+    exit 1
+  fi
+done
 if [ ! -f "$vega_dir/node_modules/vega-embed/build/vega-embed.min.js" ]; then
   command -v npm >/dev/null || { echo "error: npm is needed to fetch vega (apt install npm)" >&2; exit 1; }
-  # shellcheck disable=SC2086
-  npm install --prefix "$vega_dir" --no-audit --no-fund --no-save --silent $packages
+  npm install --prefix "$vega_dir" --no-audit --no-fund --no-save --silent "${packages[@]}"
 fi
 template="$PWD/.cache/plots-offline.html"
 modules="$PWD/$vega_dir/node_modules"

@@ -21,6 +21,8 @@ from imdb_sentiment.core.params import DataParams, ModelParams, SharedParams
 from imdb_sentiment.data.splits import PrepareParams
 from imdb_sentiment.inference.onnx_export import ExportParams
 from imdb_sentiment.inference.test_split import EvaluateParams
+from imdb_sentiment.scoring.cluster import ScoreParams
+from imdb_sentiment.text.reviews import PredictParams
 from imdb_sentiment.text.tokenizing import TokenizeParams
 from imdb_sentiment.transformer.arguments import TrainParams
 
@@ -37,11 +39,15 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "train_distilbert": TrainParams,
     "export_onnx": ExportParams,
     "evaluate": EvaluateParams,
+    "predict": PredictParams,
+    "score": ScoreParams,
 }
 STAGES = {
     "seed": "prepare, train_rf, train_linear, train_distilbert",
     "data": "prepare (source), train_distilbert (model card)",
     "model": "tokenize, train_distilbert",
+    "predict": "the imdb-predict and imdb-score commands (no stage)",
+    "score": "the imdb-score command (no stage)",
 }
 KEY_LINE = re.compile(r"^(\s*)([A-Za-z_][\w]*):")
 

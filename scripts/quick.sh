@@ -8,21 +8,53 @@
 # caps and training settings; QUICK_EXTRA adds or overrides `-S key=value` settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-read -r -a settings <<<"${QUICK_SETTINGS:-}"
+fail() {
+  echo "error: $*" >&2
+  exit 1
+}
+
+# QUICK_SETTINGS and QUICK_EXTRA: `-S key=value` pairs and nothing else (no other option of
+# `dvc exp run`, no quote, `$` or white space inside a value).
+settings_of() {
+  local variable=$1 words
+  read -r -d '' -a words <<<"${!variable:-}" || true
+  local i
+  for ((i = 0; i < ${#words[@]}; i += 2)); do
+    [ "${words[i]}" = -S ] && [[ ${words[i + 1]:-} =~ ^[A-Za-z_][A-Za-z0-9_.]*=[][A-Za-z0-9._/:+,-]*$ ]] ||
+      fail "$variable: $(printf '%q' "${words[*]:i:2}") is not -S key=value"
+  done
+  settings+=("${words[@]}")
+}
+
+# DATA and MODEL: local folders, copied under data/raw/ and models/pretrained/ under their
+# own name, which a setting then names: a plain name (letters, digits, . _ -).
+local_folder() {
+  local variable=$1 folder=$2
+  [ -d "$folder" ] || fail "$variable=$(printf '%q' "$folder"): no such folder"
+  local name
+  name=$(basename "$(cd "$folder" && pwd)")
+  [[ $name =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] ||
+    fail "$variable=$(printf '%q' "$folder"): rename the folder to letters, digits, . _ and - only"
+}
+
+settings=()
+settings_of QUICK_SETTINGS
 if [ -n "${DATA:-}" ]; then
+  local_folder DATA "$DATA"
   settings+=(-S "data.source=$(scripts/bring_local.sh "$DATA" data/raw)")
 fi
 if [ -n "${MODEL:-}" ]; then
+  local_folder MODEL "$MODEL"
   settings+=(-S "model.name=$(scripts/bring_local.sh "$MODEL" models/pretrained)")
 fi
-read -r -a extra <<<"${QUICK_EXTRA:-}"
+settings_of QUICK_EXTRA
 start=$(date +%s)
 if [ -f dvc.lock ]; then
-  dvc exp run --force --name quick "${settings[@]}" "${extra[@]}"
+  dvc exp run --force --name quick "${settings[@]}"
 else
   # A first run has no dvc.lock, so DVC has nothing to check out and says so once per
   # out ("No file hash info found"): expected here, and only noise.
-  dvc exp run --force --name quick "${settings[@]}" "${extra[@]}" \
+  dvc exp run --force --name quick "${settings[@]}" \
     2> >(grep -v "No file hash info found" >&2)
 fi
 echo

@@ -15,9 +15,13 @@ name=${1:-}
 version=${2:-}
 [ -n "$name" ] && [ -n "$version" ] ||
   fail "usage: make release NAME=<artifact in dvc.yaml> VERSION=<major.minor.patch>"
+# An artifact name as DVC allows it (letters, digits, -, _ and /), and a version: anything
+# else stops here, shown escaped on one line, before it reaches git, dvc or a tag name.
+artifact='^[a-zA-Z0-9]([a-zA-Z0-9/_-]*[a-zA-Z0-9])?$'
+[[ $name =~ $artifact ]] || fail "NAME=$(printf '%q' "$name"): not an artifact name"
 version=${version#v}
 semver='^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$'
-[[ $version =~ $semver ]] || fail "VERSION=$2: not a version such as 1.0.0"
+[[ $version =~ $semver ]] || fail "VERSION=$(printf '%q' "$2"): not a version such as 1.0.0"
 
 # The artifact's path, or one line naming the declared artifacts.
 path=$(python - "$name" <<'PY'

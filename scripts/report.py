@@ -13,6 +13,8 @@ When REV has no metrics at all, sections 1 and 2 are one line that says so.
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,15 @@ from imdb_sentiment.evaluation.revisions import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+# A revision or experiment name is one word of the characters Git allows in one, and not an
+# option: anything else stops here, before it reaches git or dvc.
+REV_PATTERN = re.compile(r"[A-Za-z0-9._/@^~{}:+-]+")
+
+
+def check_rev(rev: str) -> None:
+    if not REV_PATTERN.fullmatch(rev) or rev.startswith("-"):
+        shown = shlex.quote(rev.encode("unicode_escape").decode("ascii"))
+        raise RevisionError(f"REV={shown}: not a Git revision or DVC experiment name")
 
 
 def sorted_table(*command: str) -> str:
@@ -44,6 +55,7 @@ def sorted_table(*command: str) -> str:
 
 
 def build(rev: str) -> str:
+    check_rev(rev)
     commit, against = resolve(rev, ROOT)
     base = RevisionRun(commit, against, ROOT)
     parts = []

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dvc_helpers import Reference, reference_run
@@ -16,6 +18,7 @@ from helpers import (
     build_tiny_model,
     make_project_repo,
     make_reviews,
+    pipeline_process,
     write_aclimdb,
 )
 
@@ -38,6 +41,25 @@ def pytest_configure(config: pytest.Config) -> None:
             sys.modules["torch"].set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def pipeline_processes_only_in_e2e_tests(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test that starts `dvc`, `make`, a stage or command of the package, or torchrun
+    must be marked `e2e`: the quick tier (`make test-fast`) runs none of them."""
+    if request.node.get_closest_marker("e2e"):
+        return
+    start = subprocess.Popen.__init__
+
+    def guarded(self: subprocess.Popen, args: Any, *rest: Any, **kwargs: Any) -> None:
+        started = pipeline_process(args)
+        if started:
+            pytest.fail(f"starts `{started}` but is not marked e2e", pytrace=False)
+        start(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Files with end-to-end tests first (each file keeps its order): pytest-xdist hands
     out whole files as workers free up, so the long ones start early and the short ones
@@ -50,6 +72,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     texts = make_reviews(200, seed=123)["text"].tolist()
     return build_tiny_model(tmp_path_factory.mktemp("tiny-distilbert"), texts)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model_dir: Path):
+    """The tiny model's tokenizer (every model trained from it keeps it): pads with id 0."""
+    from imdb_sentiment.transformer.loading import load_tokenizer
+
+    return load_tokenizer(str(tiny_model_dir), param=None)
 
 
 @pytest.fixture

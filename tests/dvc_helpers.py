@@ -40,7 +40,7 @@ from helpers import dvc, git, make_project_repo, subprocess_env, write_aclimdb
 # between runs leave them out (e.g. `fit_s`, `runtime_s` and `reviews_per_s` in
 # timings/*.json, `train_runtime`, `train_samples_per_second`).
 TIMING_KEY = re.compile(r"(_s|_per_s|_seconds|_per_second|runtime)$")
-# Where atomic_path (core/atomic.py) writes before the rename: `.NAME.tmp-PID`.
+# Where atomic_path (core/atomic.py) writes before the rename: `.NAME.tmp-RANDOM/NAME`.
 TMP_SIBLING = ".{name}.tmp-*"
 PARAMS = "params.yaml"
 

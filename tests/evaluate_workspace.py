@@ -57,10 +57,11 @@ def fine_tune(
     from transformers import AutoModelForSequenceClassification
 
     from imdb_sentiment.inference.batching import pad_batch
+    from imdb_sentiment.transformer.loading import load_tokenizer
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    ids, mask = pad_batch(input_ids, pad_token_id=0)
+    ids, mask = pad_batch(load_tokenizer(str(model_dir), param=None), input_ids)
     ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
     target = torch.tensor(labels)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)

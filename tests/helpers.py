@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -107,6 +108,27 @@ OFFLINE_ENV = {
 # In this process too, and before anything imports huggingface_hub, which reads
 # HF_HUB_OFFLINE once at import: later, a hub id would wait on network retries.
 os.environ.update(OFFLINE_ENV)
+
+
+# What counts as a process of the pipeline: these programs, `python -m` of these modules,
+# and the project's shell scripts (each runs dvc or make).
+PIPELINE_PROGRAMS = {"dvc", "make", "torchrun", "imdb-predict", "imdb-score"}
+PIPELINE_MODULES = ("imdb_sentiment.", "dvc", "torch.distributed.run")
+
+
+def pipeline_process(args: Any) -> str | None:
+    """The pipeline program, module or script that a subprocess's `args` start, if any."""
+    argv = [str(arg) for arg in (shlex.split(args) if isinstance(args, str) else args)]
+    if not argv:
+        return None
+    if Path(argv[0]).name in PIPELINE_PROGRAMS:
+        return Path(argv[0]).name
+    if "-m" in argv[:-1]:
+        module = argv[argv.index("-m") + 1]
+        if module.startswith(PIPELINE_MODULES) and module != "dvc_helpers":
+            return f"python -m {module}"
+    scripts = [arg for arg in argv[:2] if arg.endswith(".sh") and "scripts/" in arg]
+    return scripts[0] if scripts else None
 
 
 def make_review(label: int, rng: random.Random, n_words: int | None = None) -> str:

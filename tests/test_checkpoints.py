@@ -15,14 +15,21 @@ from imdb_sentiment.transformer import checkpoints
 from imdb_sentiment.transformer.checkpoints import MARKER_FILE, check_output_dir, pipeline_outs
 
 
-def make_checkpoint(folder: Path, step: int, complete: bool = True) -> Path:
+def make_checkpoint(
+    folder: Path, step: int, complete: bool = True, run: str = "run-a", **state: object
+) -> Path:
+    """A checkpoint as the Trainer and the stage leave it: its files, trainer_state.json
+    (`state` overrides its values) and the run's stamp (left out when not `complete`)."""
     checkpoint = folder / f"checkpoint-{step}"
     checkpoint.mkdir(parents=True)
     files = checkpoints.CHECKPOINT_FILES if complete else checkpoints.CHECKPOINT_FILES[:-1]
     for name in files:
         (checkpoint / name).write_text("x")
+    (checkpoint / "trainer_state.json").write_text(
+        json.dumps({"global_step": step, "epoch": step / 10, **state})
+    )
     if complete:
-        (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        (checkpoint / checkpoints.STAMP_FILE).write_text(json.dumps({"fingerprint": run}))
     return checkpoint
 
 
@@ -150,3 +157,67 @@ def test_the_stage_stops_before_training_and_deletes_nothing(
     assert len(err) == 1 and err[0].startswith("error: train_distilbert.output_dir"), err
     assert sorted(str(p.relative_to(repo_like)) for p in repo_like.rglob("*")) == before
     assert (repo_like / "mine/thesis.tex").read_text() == "a user's work"
+
+
+def tree(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_checkpoint_that_does_not_fit_the_run_is_set_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its trainer_state.json is what the Trainer resumes from: a step past the run's end
+    would train nothing and report that step as done, a negative epoch train backwards."""
+    folder = tmp_path / "checkpoints"
+    limits = checkpoints.RunLimits(max_steps=100, epochs=3)
+    checkpoints.prepare_checkpoints(folder, "run-a", is_main=True, limits=limits)
+    make_checkpoint(folder, 10)
+    bad = {
+        20: {"global_step": 10**12},  # not the step of its name
+        10**12: {"global_step": 10**12},  # past this run's steps
+        30: {"epoch": -5},
+        40: {"epoch": float("inf")},
+        50: {"global_step": "50"},
+        60: {"global_step": True},
+        70: {"epoch": 3.5},
+    }
+    for step, state in bad.items():
+        make_checkpoint(folder, step, **state)
+    make_checkpoint(folder, 80, run="run-b")  # another run's stamp, in this run's folder
+    before = tree(folder)
+    # Another process of the run reaches the same answer and moves nothing.
+    assert (
+        checkpoints.prepare_checkpoints(folder, "run-a", False, limits) == folder / "checkpoint-10"
+    )
+    assert tree(folder) == before
+    assert (
+        checkpoints.prepare_checkpoints(folder, "run-a", True, limits) == folder / "checkpoint-10"
+    )
+    names = sorted(path.name for path in folder.iterdir())
+    assert names == sorted(
+        ["checkpoint-10", MARKER_FILE] + [f"set-aside-checkpoint-{step}" for step in (*bad, 80)]
+    )
+    # Renamed, nothing deleted, nothing changed.
+    renamed = {name.replace("set-aside-", "", 1): text for name, text in tree(folder).items()}
+    assert renamed == before
+    warnings = [r.getMessage() for r in caplog.records if "set aside" in r.getMessage()]
+    assert len(warnings) == len(bad) + 1
+    assert any("global_step 1000000000000 is outside this run's 1 to 100" in w for w in warnings)
+    assert any("epoch -5 is outside this run's 0 to 3" in w for w in warnings)
+    assert any("its stamp is not of this run" in w for w in warnings)
+
+
+def test_a_second_set_aside_keeps_the_first(tmp_path: Path) -> None:
+    folder = tmp_path / "checkpoints"
+    limits = checkpoints.RunLimits(max_steps=100, epochs=3)
+    checkpoints.prepare_checkpoints(folder, "run-a", is_main=True, limits=limits)
+    for _ in range(2):
+        make_checkpoint(folder, 20, epoch=-1)
+        assert checkpoints.prepare_checkpoints(folder, "run-a", True, limits) is None
+    names = sorted(path.name for path in folder.iterdir())
+    assert names == [MARKER_FILE, "set-aside-checkpoint-20", "set-aside-checkpoint-20-2"]
+
+
+def test_run_limits_bound_the_steps_of_any_batch_and_epoch_count() -> None:
+    assert checkpoints.run_limits(150, 8, 10) == checkpoints.RunLimits(190, 10)
+    assert checkpoints.run_limits(150, 8 * 2, 2.5) == checkpoints.RunLimits(30, 2.5)

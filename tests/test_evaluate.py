@@ -29,6 +29,7 @@ from imdb_sentiment.inference.batching import length_sorted_batches, pad_batch
 from imdb_sentiment.inference.cls_shortcut import first_position_last_layer
 from imdb_sentiment.inference.torch_backend import predict_logits
 from imdb_sentiment.stages import evaluate
+from imdb_sentiment.transformer.loading import load_tokenizer
 
 METRIC_KEYS = {
     "accuracy",
@@ -74,8 +75,10 @@ def test_length_sorted_batches_cover_every_input_longest_first() -> None:
     assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
 
 
-def test_pad_batch_pads_to_the_longest_with_a_mask() -> None:
-    ids, mask = pad_batch([[5, 6, 7], [8]], pad_token_id=0)
+def test_pad_batch_pads_to_the_longest_with_a_mask(workspace: Path) -> None:
+    tokenizer = load_tokenizer(str(workspace / "models/distilbert"), param=None)
+    assert tokenizer.pad_token_id == 0
+    ids, mask = pad_batch(tokenizer, [[5, 6, 7], [8]])
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
 
@@ -92,16 +95,17 @@ def test_predict_logits_keep_input_order_and_match_one_review_at_a_time(
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(workspace / "models/distilbert")
+    tokenizer = load_tokenizer(str(workspace / "models/distilbert"), param=None)
     inputs = _random_inputs(23, model.config.vocab_size)
-    batched = predict_logits(model, inputs, pad_token_id=0, batch_size=8)
+    batched = predict_logits(model, inputs, tokenizer=tokenizer, batch_size=8)
     one_by_one = np.vstack(
-        [predict_logits(model, [ids], pad_token_id=0, batch_size=1) for ids in inputs]
+        [predict_logits(model, [ids], tokenizer=tokenizer, batch_size=1) for ids in inputs]
     )
     assert batched.shape == (23, 2) and batched.dtype == np.float32
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
     # Shuffling the inputs shuffles the outputs the same way.
     perm = np.random.default_rng(1).permutation(len(inputs))
-    shuffled = predict_logits(model, [inputs[i] for i in perm], pad_token_id=0, batch_size=8)
+    shuffled = predict_logits(model, [inputs[i] for i in perm], tokenizer=tokenizer, batch_size=8)
     np.testing.assert_allclose(shuffled, batched[perm], atol=1e-5)
     proba = positive_proba(batched)
     assert ((proba > 0) & (proba < 1)).all()
@@ -118,17 +122,20 @@ def test_the_last_layer_computing_only_cls_gives_the_full_models_logits(
     )
 
     model = AutoModelForSequenceClassification.from_pretrained(workspace / "models/distilbert")
+    tokenizer = load_tokenizer(str(workspace / "models/distilbert"), param=None)
     inputs = _random_inputs(12, model.config.vocab_size)
-    ids, mask = pad_batch(inputs, pad_token_id=0)
+    ids, mask = pad_batch(tokenizer, inputs)
     with torch.inference_mode():
         full = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
     last = model.distilbert.transformer.layer[-1]
     with first_position_last_layer(model) as applied:
         assert applied and "forward" in vars(last)
-        got = predict_logits(model, inputs, pad_token_id=0, batch_size=5, first_position_only=True)
+        got = predict_logits(
+            model, inputs, tokenizer=tokenizer, batch_size=5, first_position_only=True
+        )
     assert "forward" not in vars(last)  # the class's forward is back
     np.testing.assert_allclose(got, full.logits.numpy(), atol=1e-5)
-    plain = predict_logits(model, inputs, pad_token_id=0, first_position_only=False)
+    plain = predict_logits(model, inputs, tokenizer=tokenizer, first_position_only=False)
     np.testing.assert_allclose(got, plain, atol=1e-5)
 
     # BERT too; a model whose head reads more than [CLS] runs whole.
@@ -142,8 +149,8 @@ def test_the_last_layer_computing_only_cls_gives_the_full_models_logits(
     torch.manual_seed(0)
     bert = AutoModelForSequenceClassification.from_config(bert_config).eval()
     np.testing.assert_allclose(
-        predict_logits(bert, inputs, pad_token_id=0, first_position_only=True),
-        predict_logits(bert, inputs, pad_token_id=0, first_position_only=False),
+        predict_logits(bert, inputs, tokenizer=tokenizer, first_position_only=True),
+        predict_logits(bert, inputs, tokenizer=tokenizer, first_position_only=False),
         atol=1e-5,
     )
     token_classifier = AutoModelForTokenClassification.from_config(bert_config)
@@ -158,8 +165,9 @@ def test_predict_logits_halves_the_batch_when_it_runs_out_of_memory(
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(workspace / "models/distilbert")
+    tokenizer = load_tokenizer(str(workspace / "models/distilbert"), param=None)
     inputs = _random_inputs(10, model.config.vocab_size)
-    expected = predict_logits(model, inputs, pad_token_id=0, batch_size=10)
+    expected = predict_logits(model, inputs, tokenizer=tokenizer, batch_size=10)
     forward = model.forward
     seen_batches = []
 
@@ -172,7 +180,7 @@ def test_predict_logits_halves_the_batch_when_it_runs_out_of_memory(
 
     model.forward = limited_forward
     with caplog.at_level(logging.WARNING):
-        got = predict_logits(model, inputs, pad_token_id=0, batch_size=10)
+        got = predict_logits(model, inputs, tokenizer=tokenizer, batch_size=10)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert seen_batches[:3] == [10, 5, 2]
     assert max(seen_batches[2:]) <= 3
@@ -181,7 +189,7 @@ def test_predict_logits_halves_the_batch_when_it_runs_out_of_memory(
 
 def test_predict_logits_refuses_an_empty_input() -> None:
     with pytest.raises(StageError, match="no token ids"):
-        predict_logits(object(), [[2, 3], []], pad_token_id=0)
+        predict_logits(object(), [[2, 3], []], tokenizer=None)
 
 
 # --- evaluate's pieces ----------------------------------------------------------------
@@ -233,6 +241,7 @@ def test_a_bad_evaluate_param_stops_with_one_line(workspace: Path) -> None:
         load_section({"evaluate": {"batch": 4}}, "evaluate", test_split.EvaluateParams)
 
 
+@pytest.mark.e2e
 def test_a_missing_model_stops_evaluate_with_one_line(workspace: Path, tmp_path: Path) -> None:
     copy = tmp_path / "project"
     shutil.copytree(workspace, copy)
@@ -304,7 +313,8 @@ def test_distilbert_log_loss_is_the_models_cross_entropy(evaluated: Path) -> Non
 
     test = datasets.load_from_disk(str(evaluated / "data/tokenized/hf"))["test"]
     model = AutoModelForSequenceClassification.from_pretrained(evaluated / "models/distilbert")
-    ids, mask = pad_batch(test["input_ids"], pad_token_id=0)
+    tokenizer = load_tokenizer(str(evaluated / "models/distilbert"), param=None)
+    ids, mask = pad_batch(tokenizer, test["input_ids"])
     with torch.inference_mode():
         loss = model(
             input_ids=torch.from_numpy(ids),

@@ -2,7 +2,7 @@
 
 Kill test: `dvc repro` runs in its own process group in a fresh project (a clone reset to
 the commit before any run) and the whole group gets SIGKILL once a stage is busy: while
-its output is half written (the hidden `.NAME.tmp-PID` sibling of atomic_path exists) or,
+its output is half written (the hidden `.NAME.tmp-RANDOM` folder of atomic_path exists) or,
 for training, once it has left a complete checkpoint. That happens during `tokenize`, then
 (second `dvc repro`) during training; a third `dvc repro` must finish the pipeline with
 the same outs and metrics as the uninterrupted reference run (dvc_helpers.reference_run).

@@ -1,8 +1,9 @@
 """Property-based tests (Hypothesis): whatever text or bytes reach predict's readers (as
 arguments, on stdin, in a text or CSV file), the result is the scored rows plus one
 `error:` line per row that cannot be scored, never a traceback; and every output format
-holds exactly those rows, safely (one line per row in the table, no control characters
-there, JSON lines that split on line breaks, CSV cells that round-trip).
+holds exactly those rows, safely (no terminal control character in any format: one line
+per row in the table, JSON lines that keep the exact text escaped, CSV cells that
+round-trip with control characters as spaces).
 
 Most examples run predict's readers and writers directly with a stub scorer, so that a
 hundred cost well under a second; two end-to-end calls run the real command in-process
@@ -36,6 +37,7 @@ from imdb_sentiment.text.reviews import (
     FORMULA_START,
     Reviews,
     clean_reviews,
+    display_safe,
     format_rows,
     read_reviews,
 )
@@ -151,14 +153,16 @@ def check_formats(rows: list[dict]) -> None:
     assert table.count("\n") == len(table.splitlines()) == len(rows) + 1
     assert not [char for char in table if unsafe_on_a_terminal(char)]
 
-    lines = format_rows(rows, "jsonl").splitlines()
-    assert [json.loads(line) for line in lines] == rows
+    text = format_rows(rows, "jsonl")
+    assert [json.loads(line) for line in text.splitlines()] == rows  # the exact text, escaped
+    assert not [char for char in text if unsafe_on_a_terminal(char)]
 
     text = format_rows(rows, "csv")
+    assert not [char for char in text if unsafe_on_a_terminal(char)]
     read_back = list(csv.DictReader(io.StringIO(text, newline="")))
+    shown = [display_safe(row["review"]) for row in rows]  # control characters as spaces
     assert [row["review"] for row in read_back] == [
-        "'" + row["review"] if row["review"].startswith(FORMULA_START) else row["review"]
-        for row in rows
+        "'" + review if review.startswith(FORMULA_START) else review for review in shown
     ]
     assert [int(row["index"]) for row in read_back] == [row["index"] for row in rows]
 

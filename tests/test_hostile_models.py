@@ -27,6 +27,7 @@ from hostile_workspace import (
     assert_one_error,
     build_small_workspace,
     call_predict,
+    error_lines,
     run_predict,
     snapshot,
 )
@@ -77,6 +78,7 @@ MODEL_AUTO_MAP = {
 TOKENIZER_AUTO_MAP = {"AutoTokenizer": [None, "evil.EvilTokenizer"]}
 
 
+@pytest.mark.e2e
 def test_predict_refuses_a_model_folder_that_runs_its_own_code(workspace: Path) -> None:
     """Answering `y` on stdin (as transformers would ask) runs nothing."""
     evil = evil_folder(workspace, "evil-predict", "config.json", MODEL_AUTO_MAP)
@@ -506,3 +508,228 @@ def test_a_tokenizer_larger_than_the_model_vocabulary_is_one_line(
     assert status == 1 and out == ""
     assert_one_error(err, f"error: {folder}: its tokenizer has ")
     assert snapshot(in_workspace) == before
+
+
+# --- folders checked whole: the vocabulary, the special tokens, the labels, the graph -------
+
+
+def edit_json(path: Path, edit: Callable[[dict], None]) -> None:
+    content = json.loads(path.read_text(encoding="utf-8"))
+    edit(content)
+    path.write_text(json.dumps(content), encoding="utf-8")
+
+
+def without_vocabulary(folder: Path) -> None:
+    """tokenizer_config.json alone: transformers would build a tokenizer of the 5 special
+    tokens, which reads every word as [UNK] (0.52 for every review)."""
+    for name in ("tokenizer.json", "vocab.txt"):
+        (folder / name).unlink(missing_ok=True)
+
+
+def only_special_tokens(folder: Path) -> None:
+    (folder / "tokenizer.json").unlink()
+    (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n", encoding="utf-8")
+
+
+def cls_outside_the_vocabulary(folder: Path) -> None:
+    """tokenizer.json frames each text with an id the vocabulary lacks (a generic fast
+    tokenizer takes its framing from there)."""
+
+    def edit(tokenizer: dict) -> None:
+        tokenizer["post_processor"]["special_tokens"]["[CLS]"]["ids"] = [99999]
+
+    edit_json(folder / "tokenizer.json", edit)
+    edit_json(
+        folder / "tokenizer_config.json",
+        lambda config: config.update(tokenizer_class="PreTrainedTokenizerFast"),
+    )
+
+
+def padding_past_the_embeddings(folder: Path) -> None:
+    """A padding token the vocabulary lacks: the tokenizer adds it, one id past the model's
+    embedding table."""
+    edit_json(folder / "tokenizer_config.json", lambda config: config.update(pad_token="[NEW]"))
+
+
+def three_labels(folder: Path) -> None:
+    def edit(config: dict) -> None:
+        config["id2label"] = {"0": "NEGATIVE", "1": "POSITIVE", "2": "NEUTRAL"}
+        config["label2id"] = {"NEGATIVE": 0, "POSITIVE": 1, "NEUTRAL": 2}
+
+    edit_json(folder / "config.json", edit)
+
+
+FOLDER_CASES = {
+    "no-vocabulary": (without_vocabulary, "{folder}: no tokenizer there (none of "),
+    "only-special-tokens": (
+        only_special_tokens,
+        "{folder}: its tokenizer holds only its 5 special tokens, no vocabulary",
+    ),
+    "cls-outside": (
+        cls_outside_the_vocabulary,
+        "{folder}: its frame[0] token id 99999 is not in its vocabulary",
+    ),
+    "padding-past-embeddings": (
+        padding_past_the_embeddings,
+        "{folder}: its tokenizer has 179 tokens (ids up to 178), more than the model's 178",
+    ),
+    "three-labels": (three_labels, "{folder}: its labels are {{0: 'NEGATIVE', 1: 'POSITIVE', "),
+}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("case", FOLDER_CASES)
+def test_a_folder_checked_whole_before_any_review_is_scored(
+    in_workspace: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    damage, message = FOLDER_CASES[case]
+    folder = distilbert_copy(in_workspace, f"whole-{case}")
+    damage(folder)
+    (folder / "model.int8.onnx").write_bytes(b"never read: the folder fails first")
+    before = snapshot(in_workspace)
+    for backend in ("torch", "onnx-int8"):
+        argv = ["--model-dir", str(folder), "--backend", backend, REVIEW]
+        status, out, err = call_predict(argv, capsys)
+        assert status == 1 and out == "", err
+        assert_one_error(err, "error: " + message.format(folder=folder))
+    assert snapshot(in_workspace) == before
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("case", ["no-vocabulary", "only-special-tokens", "cls-outside"])
+def test_the_tokenize_stage_checks_its_tokenizer_the_same_way(
+    workspace: Path,
+    in_tmp_project: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+) -> None:
+    from helpers import set_params
+
+    from imdb_sentiment.core.errors import run_stage
+    from imdb_sentiment.stages import tokenize
+
+    damage, message = FOLDER_CASES[case]
+    folder = distilbert_copy(workspace, f"tokenize-{case}")
+    damage(folder)
+    set_params(in_tmp_project / "params.yaml", {"model.name": str(folder)})
+    with pytest.raises(SystemExit) as exited:
+        run_stage(tokenize.main)
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    label = f"model.name={str(folder)!r}"
+    assert_one_error(err, "error: " + message.format(folder=label))
+    assert not (in_tmp_project / "data").exists()
+
+
+def tiny_graph(
+    path: Path, labels: int | None, inputs: tuple[str, ...] = ("input_ids", "attention_mask")
+) -> Path:
+    """An ONNX graph that reads `inputs` and returns `logits` of `labels` columns; None: as
+    many columns as the review has tokens, a width that shows only when the graph runs."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Cast", [inputs[0]], ["as_float"], to=TensorProto.FLOAT)]
+    initializers = []
+    if labels is None:
+        nodes.append(helper.make_node("Identity", ["as_float"], ["logits"]))
+    else:
+        nodes.append(helper.make_node("ReduceMean", ["as_float"], ["mean"], keepdims=1, axes=[1]))
+        nodes.append(helper.make_node("MatMul", ["mean", "weights"], ["logits"]))
+        weights = helper.make_tensor("weights", TensorProto.FLOAT, [1, labels], [0.1] * labels)
+        initializers.append(weights)
+    graph = helper.make_graph(
+        nodes,
+        "hostile",
+        [
+            helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "length"])
+            for name in inputs
+        ],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", labels or "n"])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+GRAPH_CASES = {
+    "three-logits": (
+        3,
+        ("input_ids", "attention_mask"),
+        "the graph's logits have shape ['batch', 3], not (reviews, 2)",
+    ),
+    "one-logit": (
+        1,
+        ("input_ids", "attention_mask"),
+        "the graph's logits have shape ['batch', 1], not (reviews, 2)",
+    ),
+    "other-inputs": (
+        2,
+        ("input_ids", "token_type_ids"),
+        "the graph reads ['input_ids', 'token_type_ids'], not ['input_ids', 'attention_mask']",
+    ),
+}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("case", GRAPH_CASES)
+def test_an_onnx_graph_of_other_labels_or_inputs_is_one_line(
+    in_workspace: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    labels, inputs, tail = GRAPH_CASES[case]
+    folder = distilbert_copy(in_workspace, f"graph-{case}")
+    graph = tiny_graph(folder / "model.int8.onnx", labels, inputs)
+    before = snapshot(in_workspace)
+    argv = ["--model-dir", str(folder), "--backend", "onnx-int8", REVIEW]
+    status, out, err = call_predict(argv, capsys)
+    assert status == 1 and out == ""
+    assert_one_error(err, f"error: {graph}: {tail}")
+    assert snapshot(in_workspace) == before
+
+
+@pytest.mark.timeout(300)
+def test_a_graph_whose_width_shows_only_when_it_runs_is_one_line(
+    in_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = distilbert_copy(in_workspace, "graph-symbolic")
+    tiny_graph(folder / "model.int8.onnx", None)
+    status, out, err = call_predict(
+        ["--model-dir", str(folder), "--backend", "onnx-int8", "Dull.", "So dull."], capsys
+    )
+    assert status == 1 and out == ""
+    assert_one_error(err, "error: the ONNX graph returned logits of shape (2, ")
+    assert error_lines(err)[0].endswith(" for 2 reviews, not (2, 2)")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["fifo", "link-loop", "link-to-a-device"])
+def test_a_model_folder_holding_what_is_not_a_file_is_one_line_never_a_hang(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """transformers would open a FIFO named like one of its files and wait for a writer."""
+    import os
+
+    folder = tmp_path / "distilbert"
+    shutil.copytree(workspace / "models" / "distilbert", folder)
+    odd = folder / "special_tokens_map.json"
+    if kind == "fifo":
+        os.mkfifo(odd)
+    elif kind == "link-loop":
+        odd.symlink_to(folder / "loop")
+        (folder / "loop").symlink_to(odd)
+    else:
+        odd.symlink_to(os.devnull)
+    expected = {"fifo": "a FIFO", "link-loop": "a link that loops"}.get(kind, "a character device")
+    cwd = os.getcwd()
+    os.chdir(workspace)
+    try:
+        status, out, err = call_predict(["--model-dir", str(folder), REVIEW], capsys)
+    finally:
+        os.chdir(cwd)
+    assert status == 1 and out == ""
+    [line] = error_lines(err)
+    assert line.endswith(f": {expected}, not a regular file") and str(folder) in line, line
+    with pytest.raises(StageError, match=f"{expected}, not a regular file"):
+        load_tokenizer(str(folder))

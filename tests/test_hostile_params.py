@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imdb_sentiment.core.errors import run_stage
-from imdb_sentiment.core.params import load_params
+from imdb_sentiment.core.params import load_params, load_section
+from imdb_sentiment.scoring.cluster import ScoreParams
 from imdb_sentiment.stages import (
     evaluate,
     export_onnx,
@@ -22,6 +24,7 @@ from imdb_sentiment.stages import (
     train_linear,
     train_rf,
 )
+from imdb_sentiment.text.reviews import PredictParams
 
 
 def error_line(capsys: pytest.CaptureFixture[str], main: Any) -> str:
@@ -166,6 +169,9 @@ READER = {
     "train_distilbert": train_distilbert.main,
     "export_onnx": export_onnx.main,
     "evaluate": evaluate.main,
+    # The commands' sections, read as predict and score read them.
+    "predict": lambda: load_section(load_params(), "predict", PredictParams),
+    "score": lambda: load_section(load_params(), "score", ScoreParams),
 }
 
 
@@ -189,7 +195,6 @@ def test_any_value_in_any_key_validates_or_fails_in_one_line(
     key: str,
     value: Any,
 ) -> None:
-    from imdb_sentiment.core.params import load_section
     from imdb_sentiment.text.tokenizing import TokenizeParams
 
     work = fuzz_root / "work"
@@ -215,3 +220,118 @@ def test_any_value_in_any_key_validates_or_fails_in_one_line(
         assert not any("Traceback" in line for line in err), err
     else:
         capsys.readouterr()
+
+
+# --- bounded: size, aliases, nesting, what is not a file; every float finite ---------------
+
+LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (f"{LAUGHS}seed: *i\n", "holds more than 100,000 values once its aliases are expanded"),
+        (f"{LAUGHS}train_rf:\n  n_estimators: *i\n", "once its aliases are expanded"),
+        ("seed: &loop [*loop]\n", "an alias refers to the value that holds it"),
+        ("data: &d {source: *d}\n", "an alias refers to the value that holds it"),
+        ("seed: " + "[" * 5000 + "]" * 5000 + "\n", "is not valid YAML: nested too deeply"),
+        ("seed: 1\n" + "# padding\n" * 120_000, "larger than 1,000,000 bytes"),
+    ],
+    ids=[
+        "billion-laughs",
+        "laughs-in-a-section",
+        "self-alias",
+        "self-alias-mapping",
+        "deep",
+        "huge",
+    ],
+)
+def test_a_params_file_that_would_cost_memory_or_time_is_one_line(
+    in_tmp_project: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    (in_tmp_project / "params.yaml").write_text(text)
+    before = tree(in_tmp_project)
+    line = error_line(capsys, prepare.main)
+    assert message in line and len(line) < 400, line
+    assert tree(in_tmp_project) == before
+
+
+def test_aliases_within_the_limit_still_work(in_tmp_project: Path) -> None:
+    (in_tmp_project / "params.yaml").write_text(
+        "seed: &s 7\nprepare: &p {validation_size: 0.2}\ntokenize: {max_length: 64}\n"
+        "evaluate: {n_errors: *s}\n"
+    )
+    params = load_params(in_tmp_project / "params.yaml")
+    assert params["seed"] == 7 and params["evaluate"] == {"n_errors": 7}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["fifo", "link-loop"])
+def test_a_params_file_that_is_not_a_file_is_one_line(
+    in_tmp_project: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """A FIFO would wait for a writer forever."""
+    params = in_tmp_project / "params.yaml"
+    params.unlink()
+    if kind == "fifo":
+        os.mkfifo(params)
+    else:
+        params.symlink_to(in_tmp_project / "loop")
+        (in_tmp_project / "loop").symlink_to(params)
+    expected = "a FIFO" if kind == "fifo" else "a link that loops"
+    assert f"params.yaml is {expected}, not a YAML file" in error_line(capsys, prepare.main)
+
+
+def test_an_error_shows_a_huge_value_cut_short(
+    in_tmp_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_params(in_tmp_project / "params.yaml", {"seed": ["x" * 10_000] * 50})
+    line = error_line(capsys, prepare.main)
+    assert line.startswith("error: params.yaml: seed = ['xxxx") and len(line) < 300, line
+    (in_tmp_project / "params.yaml").write_text(f"? {'k' * 100_000}\n: 1\n")  # a long key
+    line = error_line(capsys, prepare.main)
+    assert "unknown key 'kkkk" in line and len(line) < 500, line
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+@pytest.mark.parametrize(
+    ("main", "key"),
+    [
+        (train_distilbert.main, "train_distilbert.num_train_epochs"),
+        (train_distilbert.main, "train_distilbert.learning_rate"),
+        (train_linear.main, "train_linear.C"),
+        (train_linear.main, "train_linear.nb_alpha"),
+        (train_rf.main, "train_rf.nb_alpha"),
+        (export_onnx.main, "export_onnx.tolerance"),
+        (prepare.main, "prepare.validation_size"),
+    ],
+)
+def test_every_float_is_finite(
+    in_tmp_project: Path, capsys: pytest.CaptureFixture[str], main: Any, key: str, value: str
+) -> None:
+    """`.inf` epochs or C would end in a traceback; an infinite export tolerance would
+    make the export's check pass whatever the graph computes."""
+    section, name = key.split(".")
+    params = in_tmp_project / "params.yaml"
+    text = params.read_text()
+    params.write_text(text.replace(f"\n{section}:\n", f"\n{section}:\n  {name}: {value}\n", 1))
+    params.write_text(_without_duplicate(params.read_text(), section, name))
+    line = error_line(capsys, main)
+    assert line.startswith(f"error: params.yaml: {key} = ") and "finite number" in line, line
+
+
+def _without_duplicate(text: str, section: str, name: str) -> str:
+    """params.yaml with only the first `name:` line of `section` (the one just added)."""
+    lines, seen, current = [], False, None
+    for line in text.splitlines(keepends=True):
+        if line and not line.startswith((" ", "#", "\n")):
+            current = line.split(":")[0]
+        if current == section and line.startswith(f"  {name}:"):
+            if seen:
+                continue
+            seen = True
+        lines.append(line)
+    return "".join(lines)

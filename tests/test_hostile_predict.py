@@ -14,15 +14,20 @@ import io
 import json
 import os
 import select
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import unicodedata
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from helpers import make_reviews, subprocess_env
+from helpers import make_reviews, set_params, subprocess_env
 from hostile_workspace import (
     REVIEW,
     assert_one_error,
@@ -34,6 +39,7 @@ from hostile_workspace import (
     snapshot,
 )
 
+from imdb_sentiment.core.atomic import MARKER, OWNER
 from imdb_sentiment.text.cleaning import clean_text
 
 NEGATIVE = "Awful. A boring, dull waste of time; the worst script."
@@ -57,6 +63,7 @@ def jsonl(out: str) -> list[dict]:
 # --- input that is not UTF-8, a closed stdin -------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_bytes_that_are_not_utf8_in_arguments_and_on_stdin(workspace: Path) -> None:
     """Each bad row is one line; the good rows (arguments first, then stdin) are scored."""
     argv = ["--model", "linear", "--format", "jsonl", "--file", "-"]
@@ -96,6 +103,7 @@ def test_a_file_whose_name_is_not_utf8_is_read(
     assert len(out.splitlines()) == 3
 
 
+@pytest.mark.e2e
 def test_a_closed_stdin_is_one_line(workspace: Path) -> None:
     before = snapshot(workspace)
     result = run_predict(
@@ -175,6 +183,7 @@ def read_until(stream: io.BufferedReader, marker: bytes, timeout: float) -> byte
     return seen
 
 
+@pytest.mark.e2e
 def test_a_kill_while_scoring_leaves_no_output_and_the_next_run_cleans_up(
     previous_results: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -201,15 +210,26 @@ def test_a_kill_while_scoring_leaves_no_output_and_the_next_run_cleans_up(
         process.stderr.close()
     assert snapshot(root) == before
 
-    # A kill during the final write would leave its hidden temporary file: the next run
-    # removes it, since its writer no longer runs, and writes the output whole.
-    leftover = previous_results.with_name(f".{previous_results.name}.tmp-{process.pid}")
-    leftover.write_text("index,label\n1,POS", encoding="utf-8")
+    # A kill during the final write would leave its private temporary folder (marked as
+    # the project's, by the process killed): the next run removes it, since its writer no
+    # longer runs, and writes the output whole. A file merely named like one stays.
+    leftover = previous_results.with_name(f".{previous_results.name}.tmp-0123456789ab")
+    leftover.mkdir()
+    (leftover / previous_results.name).write_text("index,label\n1,POS", encoding="utf-8")
+    marker = {"written_by": OWNER, "name": previous_results.name, "pid": process.pid}
+    (leftover / MARKER).write_text(json.dumps({**marker, "host": socket.gethostname()}))
+    lookalike = previous_results.with_name(f".{previous_results.name}.tmp-{process.pid}")
+    lookalike.write_text("a user's file, named like a temporary one", encoding="utf-8")
+    before = snapshot(root)
     status, _, err = call_predict(
         ["--model", "linear", "--format", "csv", "--output", str(previous_results), REVIEW], capsys
     )
     assert status == 0, err
-    assert changed(before, snapshot(root)) == {"results/scores.csv"}
+    assert changed(before, snapshot(root)) == {
+        "results/scores.csv",
+        *(f"results/{leftover.name}{part}" for part in ("", f"/{MARKER}", "/scores.csv")),
+    }
+    assert not leftover.exists() and lookalike.exists()
     lines = previous_results.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "index,label,score,p_positive,review" and len(lines) == 2
 
@@ -343,3 +363,146 @@ def test_spreadsheet_formulas_are_neutralised_in_csv(
     assert [row["review"] for row in rows] == [f"'{formula}" for formula in FORMULAS] + [plain]
     for row in rows:
         assert row["label"] in {"POSITIVE", "NEGATIVE"} and float(row["score"]) >= 0.5
+
+
+# --- an --output that is not a file, a review too long, a column that is not text -----------
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["fifo", "socket", "link-to-char-device", "link-to-fifo"])
+def test_an_output_that_is_not_a_regular_file_is_refused(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """Never opened (a FIFO would block), never replaced (as root, a copy of /dev/null or
+    /dev/null itself would be): one line, before any review is scored."""
+    output = tmp_path / "out.csv"
+    if kind == "fifo":
+        os.mkfifo(output)
+    elif kind == "socket":
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(output))
+        server.close()
+    elif kind == "link-to-char-device":
+        output.symlink_to(os.devnull)
+    else:
+        os.mkfifo(tmp_path / "pipe")
+        output.symlink_to(tmp_path / "pipe")
+    before = sorted((p.name, p.lstat()) for p in tmp_path.iterdir())
+    cwd = os.getcwd()
+    os.chdir(workspace)
+    try:
+        status, out, err = call_predict(
+            ["--model", "linear", "--output", str(output), REVIEW], capsys
+        )
+    finally:
+        os.chdir(cwd)
+    assert status == 1 and out == ""
+    device = {"fifo": "a FIFO", "socket": "a socket", "link-to-fifo": "a FIFO"}
+    assert_one_error(
+        err,
+        f"error: --output {output}: {device.get(kind, 'a character device')}, not a regular "
+        "file; the project replaces only files",
+    )
+    assert sorted((p.name, p.lstat()) for p in tmp_path.iterdir()) == before
+
+
+def long_review_project(root: Path, workspace: Path, max_chars: int | None) -> Path:
+    """A folder with params.yaml (predict.max_review_chars = `max_chars`, else the default)."""
+    root.mkdir()
+    shutil.copy2(workspace / "params.yaml", root / "params.yaml")
+    if max_chars is not None:
+        set_params(root / "params.yaml", {"predict.max_review_chars": max_chars})
+    return root
+
+
+@pytest.mark.timeout(120)
+def test_a_huge_review_is_reported_and_the_others_scored(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One 50 MB line would take gigabytes and minutes to tokenize: it is counted, named and
+    skipped at once (the default cap, far above any real review)."""
+    root = long_review_project(tmp_path / "project", workspace, None)
+    reviews = root / "reviews.txt"
+    huge = "great " * 8_500_000
+    reviews.write_text(f"{REVIEW}\n{huge}\n{NEGATIVE}\n", encoding="utf-8")
+    argv = ["--model", "linear", "--model-dir", str(workspace / "models/linear"), "--format"]
+    argv += ["jsonl", "--tokenizer", str(workspace / "models/distilbert"), "--file", str(reviews)]
+    cwd = os.getcwd()
+    os.chdir(root)
+    started = time.monotonic()
+    try:
+        status, out, err = call_predict(argv, capsys)
+    finally:
+        os.chdir(cwd)
+    assert time.monotonic() - started < 60
+    assert status == 1
+    assert [row["index"] for row in jsonl(out)] == [1, 3]
+    assert error_lines(err) == [
+        f"error: review 2: {len(huge):,} characters, more than predict.max_review_chars "
+        "= 100,000; not scored",
+        "error: 1 of 3 review(s) too long and not scored",
+    ]
+
+
+def test_the_cap_is_a_param(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = long_review_project(tmp_path / "project", workspace, 30)
+    argv = ["--model", "linear", "--model-dir", str(workspace / "models/linear")]
+    argv += ["--tokenizer", str(workspace / "models/distilbert"), "--format", "jsonl"]
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        status, out, err = call_predict([*argv, "Superb.", REVIEW, "", "Dull."], capsys)
+    finally:
+        os.chdir(cwd)
+    assert status == 1
+    assert [row["index"] for row in jsonl(out)] == [1, 4]
+    assert error_lines(err) == [
+        f"error: review 2: {len(REVIEW)} characters, more than predict.max_review_chars = 30; "
+        "not scored",
+        "error: review 3 is empty; not scored",
+        "error: 2 of 4 review(s) empty or too long and not scored",
+    ]
+
+
+def test_a_parquet_column_that_is_not_text_is_refused_or_its_cells_reported(
+    in_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Numbers are not reviews: never read as the text "30"."""
+    numbers = in_workspace / "numbers.parquet"
+    pd.DataFrame({"text": [30, 82]}).to_parquet(numbers)
+    status, out, err = call_predict(["--model", "linear", "--file", str(numbers)], capsys)
+    assert status == 1 and out == ""
+    assert_one_error(err, f"error: {numbers}: column 'text' holds int64, not text")
+    mixed = in_workspace / "mixed.parquet"
+    pq.write_table(pa.table({"text": pa.array([REVIEW.encode(), b"\xff\xfe", b"Dull."])}), mixed)
+    frame = pd.DataFrame({"text": pd.Series([REVIEW, 30, None, 2.5], dtype=object)})
+    status, out, err = call_predict(
+        ["--model", "linear", "--format", "jsonl", "--file", str(mixed)], capsys
+    )
+    assert status == 1 and [row["index"] for row in jsonl(out)] == [1, 3]
+    assert (
+        error_lines(err)[0]
+        == "error: review 2: not UTF-8 (invalid start byte at byte 0); not scored"
+    )
+    from imdb_sentiment.text.reviews import Reviews
+
+    reviews = Reviews()
+    for value in frame["text"]:
+        reviews.add(value)
+    assert reviews.bad == {1: "not text (a int)", 3: "not text (a float)"}
+    assert reviews.texts[2] == ""  # a missing cell: an empty review, reported as such
+
+
+def test_control_characters_never_reach_the_csv(
+    in_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = call_predict(
+        ["--model", "linear", "--format", "csv", *CONTROL_REVIEWS], capsys
+    )
+    assert status == 0, err
+    assert not [char for char in out if unsafe_on_a_terminal(char)]
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows[0]["review"] == " [31mRed alert [0m, a superb film"
+    assert rows[5]["review"] == " 2J cleared, a superb film"

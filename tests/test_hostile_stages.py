@@ -1,7 +1,8 @@
 """Faults and odd data in the stages: a full disk, a failure part-way through writing the
-outs, a tiny training split, a Hub that does not answer, and reviews the test split shares
-with the training data. Each ends in one `error:` line or a correct run; none leaves a
-half-replaced out or touches a file the stage does not own."""
+outs, a tiny training split, a Hub that does not answer, reviews the test split shares
+with the training data, data folders holding FIFOs, devices and looping links, columns of
+the wrong type. Each ends in one `error:` line, a counted skip or a correct run; none
+leaves a half-replaced out or touches a file the stage does not own."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from helpers import TINY_PARAMS, make_reviews, set_params, write_frames, write_p
 from imdb_sentiment.classical import training as classical_training
 from imdb_sentiment.core.errors import run_stage
 from imdb_sentiment.stages import prepare, train_distilbert, train_linear, train_rf
+from imdb_sentiment.text.cleaning import clean_text
 
 
 def error_line(capsys: pytest.CaptureFixture[str], main) -> str:
@@ -159,3 +161,101 @@ def test_test_reviews_also_in_train_are_counted_and_can_be_dropped(
     assert not set(kept["text"]) & test_texts
     dropped = summary["dropped"]
     assert dropped.get("train_test_overlap", 0) + dropped.get("validation_test_overlap", 0) == 4
+
+
+# --- data folders read regular files only, every column of the right type ------------------
+
+
+@pytest.mark.timeout(120)
+def test_an_aclimdb_folder_with_fifos_devices_and_looping_links_is_read_without_them(
+    in_tmp_project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A FIFO would wait forever for a writer; each such entry is skipped and counted."""
+    import os
+
+    from helpers import write_aclimdb
+
+    source = write_aclimdb(in_tmp_project / "raw", n_train=40, n_test=20)
+    pos = source / "train" / "pos"
+    os.mkfifo(pos / "9001_10.txt")
+    (pos / "9002_10.txt").symlink_to(pos / "9003_10.txt")
+    (pos / "9003_10.txt").symlink_to(pos / "9002_10.txt")  # a loop
+    (pos / "9004_10.txt").symlink_to(os.devnull)  # a character device
+    (pos / "9005_10.txt").symlink_to(pos / "nothing.txt")  # a link to nothing
+    (pos / "9006_10.txt").mkdir()
+    (pos / "9007_10.txt").symlink_to(next(pos.glob("1_*.txt")))  # a link to a review: read
+    set_params(in_tmp_project / "params.yaml", {"data.source": str(source)})
+    prepare.main()
+    summary = json.loads((in_tmp_project / "summaries/prepare.json").read_text())
+    assert summary["rows"]["train"] + summary["rows"]["validation"] == 41
+    [warning] = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert warning.startswith(f"{pos}: skipped 6 entries that are not a regular file: ")
+    assert "9001_10.txt (a FIFO)" in warning and "; ..." in warning
+
+
+@pytest.mark.timeout(120)
+def test_a_parquet_split_that_is_a_fifo_is_one_line(
+    in_tmp_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    source = write_parquet_source(in_tmp_project / "source")
+    (source / "test.parquet").unlink()
+    os.mkfifo(source / "test.parquet")
+    set_params(in_tmp_project / "params.yaml", {"data.source": str(source)})
+    line = error_line(capsys, prepare.main)
+    assert line == f"error: {source / 'test.parquet'}: a FIFO, not a regular file"
+
+
+def parquet_with(root: Path, **columns: object) -> Path:
+    """train.parquet with `columns` (text and label unless replaced), a good test.parquet."""
+    root.mkdir(parents=True)
+    frame = make_reviews(20)
+    table = {"text": frame["text"].tolist(), "label": frame["label"].tolist(), **columns}
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(table), root / "train.parquet")
+    make_reviews(10).to_parquet(root / "test.parquet", index=False)
+    return root
+
+
+REVIEWS = make_reviews(20)["text"].tolist()
+LABELS = make_reviews(20)["label"].tolist()
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ({"text": list(range(20))}, "column 'text' holds int64, not text"),
+        ({"text": [float(i) for i in range(20)]}, "column 'text' holds float64, not text"),
+        (
+            {"text": [text.encode() for text in REVIEWS[:5]] + [b"caf\xe9"] + REVIEWS[6:]},
+            "row 6: text is not UTF-8 (unexpected end of data at byte 3)",
+        ),
+        ({"label": [float(label) for label in LABELS]}, "column 'label' holds float64, not"),
+        ({"label": [bool(label) for label in LABELS]}, "column 'label' holds bool, not"),
+        ({"label": [str(label) for label in LABELS]}, "column 'label' holds "),
+    ],
+    ids=["int-text", "float-text", "binary-not-utf8", "float-label", "bool-label", "str-label"],
+)
+def test_every_column_is_checked_on_load(
+    in_tmp_project: Path, capsys: pytest.CaptureFixture[str], columns: dict, message: str
+) -> None:
+    source = parquet_with(in_tmp_project / "p", **columns)
+    set_params(in_tmp_project / "params.yaml", {"data.source": str(source)})
+    line = error_line(capsys, prepare.main)
+    assert line.startswith(f"error: {source / 'train.parquet'}: {message}"), line
+    assert not (in_tmp_project / "data/prepared").exists()
+
+
+def test_binary_text_that_is_utf8_is_read_as_text(in_tmp_project: Path) -> None:
+    source = parquet_with(in_tmp_project / "p", text=[text.encode() for text in REVIEWS])
+    set_params(in_tmp_project / "params.yaml", {"data.source": str(source)})
+    prepare.main()
+    prepared = pd.concat(
+        pd.read_parquet(in_tmp_project / f"data/prepared/{split}.parquet")
+        for split in ("train", "validation")
+    )
+    cleaned = [clean_text(t, clean_html=True, normalize_whitespace=True) for t in REVIEWS]
+    assert sorted(prepared["text"]) == sorted(cleaned)

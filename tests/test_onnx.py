@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -65,11 +66,11 @@ def test_ids(trained_dir: Path) -> list[list[int]]:
 
 
 @pytest.fixture(scope="module")
-def torch_logits(trained_dir: Path, test_ids: list[list[int]]) -> np.ndarray:
+def torch_logits(trained_dir: Path, test_ids: list[list[int]], tiny_tokenizer) -> np.ndarray:
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(trained_dir)
-    return predict_logits(model, test_ids, pad_token_id=0, batch_size=16, bf16=False)
+    return predict_logits(model, test_ids, tokenizer=tiny_tokenizer, batch_size=16, bf16=False)
 
 
 def test_export_writes_fused_fp32_and_int8_graphs_with_what_predict_needs(
@@ -78,57 +79,64 @@ def test_export_writes_fused_fp32_and_int8_graphs_with_what_predict_needs(
     names = {path.name for path in exported.iterdir()}
     assert {FP32_FILE, INT8_FILE, "config.json", "tokenize_config.json", "export.json"} <= names
     assert {"tokenizer.json", "tokenizer_config.json"} <= names
-    record = json.loads((exported / "export.json").read_text())
-    fused = record["fused_operators"]
-    assert fused["Attention"] == 2  # both layers' attention in one kernel each
-    assert fused["SkipLayerNormalization"] == 4  # residual add + LayerNorm, twice a layer
-    assert fused.get("BiasGelu", 0) + fused.get("Gelu", 0) + fused.get("FastGelu", 0) == 2
-    assert record["fp32_max_logit_difference"] <= 1e-4
-    assert record["int8_mb"] < record["fp32_mb"]
+    # The fused kernels, counted in the saved graph itself (not in the exporter's record).
+    import onnx
+
+    graph = onnx.load(str(exported / FP32_FILE)).graph
+    kernels = Counter(node.op_type for node in graph.node)
+    assert kernels["Attention"] == 2  # both layers' attention in one kernel each
+    assert kernels["SkipLayerNormalization"] == 4  # residual add + LayerNorm, twice a layer
+    assert kernels["BiasGelu"] + kernels["Gelu"] + kernels["FastGelu"] == 2
+    assert "MatMulInteger" in {n.op_type for n in onnx.load(str(exported / INT8_FILE)).graph.node}
+    assert (exported / INT8_FILE).stat().st_size < (exported / FP32_FILE).stat().st_size / 2
 
 
 def test_fp32_graph_gives_torchs_logits(
-    exported: Path, test_ids: list[list[int]], torch_logits: np.ndarray
+    exported: Path, test_ids: list[list[int]], torch_logits: np.ndarray, tiny_tokenizer
 ) -> None:
     session = load_session(exported / FP32_FILE)
-    logits = onnx_logits(session, test_ids, pad_token_id=0, batch_size=16)
-    assert np.abs(logits - torch_logits).max() <= 1e-4
+    logits = onnx_logits(session, test_ids, tokenizer=tiny_tokenizer, batch_size=16)
+    # The same sums in another order: 5.8e-6 apart at most on a Xeon with AMX (measured).
+    assert np.abs(logits - torch_logits).max() <= 2e-5
 
 
 def test_int8_graph_gives_torchs_labels_on_most_reviews(
-    exported: Path, test_ids: list[list[int]], torch_logits: np.ndarray
+    exported: Path, test_ids: list[list[int]], torch_logits: np.ndarray, tiny_tokenizer
 ) -> None:
     session = load_session(exported / INT8_FILE)
-    logits = onnx_logits(session, test_ids, pad_token_id=0, batch_size=16)
+    logits = onnx_logits(session, test_ids, tokenizer=tiny_tokenizer, batch_size=16)
     agree = float((logits.argmax(1) == torch_logits.argmax(1)).mean())
-    assert agree >= 0.9, agree
+    # All 200 labels agree on a Xeon with AMX (measured); int8 kernels differ from CPU to
+    # CPU, so up to 4 of them may flip.
+    assert agree >= 0.98, agree
 
 
 def test_onnx_scores_come_back_in_input_order_whatever_the_batching(
-    exported: Path, test_ids: list[list[int]]
+    exported: Path, test_ids: list[list[int]], tiny_tokenizer
 ) -> None:
     session = load_session(exported / FP32_FILE)
     few = test_ids[:24]
     one_by_one = np.concatenate(
-        [onnx_logits(session, [ids], pad_token_id=0, batch_size=1) for ids in few]
+        [onnx_logits(session, [ids], tokenizer=tiny_tokenizer, batch_size=1) for ids in few]
     )
-    batched = onnx_logits(session, few, pad_token_id=0, batch_size=7)
+    batched = onnx_logits(session, few, tokenizer=tiny_tokenizer, batch_size=7)
     assert np.abs(batched - one_by_one).max() <= 1e-5
 
 
 def test_predict_onnx_backend_cuts_long_reviews_as_training_did(
-    exported: Path, trained_dir: Path
+    exported: Path, trained_dir: Path, tiny_tokenizer
 ) -> None:
     texts = [" ".join(make_reviews(3, seed=5)["text"])]  # ~100 tokens: cut to 48
     tokenizer = load_tokenizer(str(trained_dir), param=None)
     ids = tokenize_texts(texts, tokenizer, CUT)["input_ids"]
     assert len(ids[0]) == CUT.max_length
-    expected = onnx_logits(load_session(exported / INT8_FILE), ids, pad_token_id=0)
+    expected = onnx_logits(load_session(exported / INT8_FILE), ids, tokenizer=tiny_tokenizer)
     proba = OnnxScorer(open_transformer_folder(exported, INT8_FILE), batch_size=4).proba(texts)
     odds = np.exp(expected[:, 1] - expected[:, 0])
     np.testing.assert_allclose(proba, odds / (1 + odds), rtol=1e-6)
 
 
+@pytest.mark.e2e
 def test_predict_cli_scores_with_the_int8_model(exported: Path, tmp_path: Path) -> None:
     reviews = ["A superb, moving film.", "Awful and boring, a waste of time."]
     args = [sys.executable, "-m", "imdb_sentiment.cli.predict", "--format", "jsonl"]

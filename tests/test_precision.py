@@ -90,7 +90,7 @@ def autocast_seen(model) -> list[tuple[bool, torch.dtype]]:
 
 @pytest.mark.parametrize("supported", [True, False])
 def test_inference_autocasts_to_bf16_exactly_when_the_cpu_has_it(
-    detection, tiny_model_dir: Path, supported: bool
+    detection, tiny_model_dir: Path, supported: bool, tiny_tokenizer
 ) -> None:
     from transformers import AutoModelForSequenceClassification
 
@@ -98,10 +98,14 @@ def test_inference_autocasts_to_bf16_exactly_when_the_cpu_has_it(
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
     seen = autocast_seen(model)
     ids = [[2, 5, 6, 7, 3], [2, 8, 9, 3], [2, 10, 3]]
-    fp32 = predict_logits(model, ids, pad_token_id=0, batch_size=2, device=CPU, bf16=False)
+    fp32 = predict_logits(
+        model, ids, tokenizer=tiny_tokenizer, batch_size=2, device=CPU, bf16=False
+    )
     assert seen and all(enabled is False for enabled, _ in seen)
     seen.clear()
-    logits = predict_logits(model, ids, pad_token_id=0, batch_size=2, device=CPU, bf16=True)
+    logits = predict_logits(
+        model, ids, tokenizer=tiny_tokenizer, batch_size=2, device=CPU, bf16=True
+    )
     assert len(seen) == 2  # two batches
     if supported:
         assert all(state == (True, torch.bfloat16) for state in seen)
@@ -133,3 +137,30 @@ def test_the_torch_scorer_autocasts_exactly_when_the_cpu_has_it(
     assert len(seen) == 1  # one batch
     assert seen[0] == (True, torch.bfloat16) if supported else seen[0][0] is False
     assert not torch.is_autocast_enabled("cpu")  # only while scoring
+
+
+@pytest.mark.skipif(
+    not precision.cpu_supports_bf16(),
+    reason="this CPU has no bf16 units (AMX or AVX512-BF16): the project never runs bf16 on it",
+)
+def test_bf16_runs_for_real_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The default path of a CPU with bf16 units, which the rest of the suite keeps in fp32
+    (IMDB_SENTIMENT_CPU_BF16=0) so that its exact comparisons hold on any CPU."""
+    monkeypatch.delenv(precision.CPU_BF16_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    folder = tmp_path / "distilbert"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "tokenize_config.json").write_text(CutParams(max_length=32).model_dump_json())
+    scorer = load_scorer("distilbert", "torch", folder, batch_size=4)
+    texts = ["a great film", "dull and boring", "the plot was superb", "a waste of time"]
+    ids = scorer.encode(texts)
+    seen = autocast_seen(scorer.model)
+    bf16 = scorer.logits(ids, desc=None)
+    assert seen == [(True, torch.bfloat16)]
+    scorer.bf16 = False
+    fp32 = scorer.logits(ids, desc=None)
+    assert not np.array_equal(bf16, fp32)  # computed in bf16 indeed
+    # bf16 keeps about 3 significant digits: the tiny model's logits move by under 0.05.
+    assert np.abs(bf16 - fp32).max() < 0.05

@@ -18,6 +18,7 @@ from helpers import make_review, subprocess_env
 
 from imdb_sentiment.cli import predict
 from imdb_sentiment.evaluation.metrics import positive_proba
+from imdb_sentiment.inference.scorer import load_scorer
 from imdb_sentiment.inference.torch_backend import predict_logits
 from imdb_sentiment.text.cleaning import clean_text
 from imdb_sentiment.text.cutting import CutParams
@@ -66,11 +67,13 @@ def test_reviews_from_arguments_as_a_table(in_workspace: Path, capsys) -> None:
     out, _ = call(capsys, POSITIVE, NEGATIVE)
     lines = out.splitlines()
     assert lines[0].split() == ["#", "label", "score", "review"]
-    assert len(lines) == 3
-    for number, line in enumerate(lines[1:], 1):
-        index, label, score, *_ = line.split()
-        assert int(index) == number and label in {"POSITIVE", "NEGATIVE"}
-        assert 0.5 <= float(score) <= 1.0
+    # The table shows what the model itself gives each review: its label and P(that label).
+    proba = load_scorer("distilbert", "auto", Path("models/distilbert")).proba([POSITIVE, NEGATIVE])
+    expected = [
+        (str(number), "POSITIVE" if p >= 0.5 else "NEGATIVE", f"{max(p, 1 - p):.3f}")
+        for number, p in enumerate(proba, 1)
+    ]
+    assert [tuple(line.split()[:3]) for line in lines[1:]] == expected
 
 
 @pytest.mark.parametrize("model", ["distilbert", "rf", "linear"])
@@ -115,7 +118,7 @@ def test_html_in_a_review_is_cleaned_as_prepare_did(in_workspace: Path, capsys) 
     assert marked[0]["p_positive"] == plain[0]["p_positive"]
 
 
-def test_long_reviews_are_cut_as_in_training(in_workspace: Path, capsys) -> None:
+def test_long_reviews_are_cut_as_in_training(in_workspace: Path, capsys, tiny_tokenizer) -> None:
     """predict scores the ids that `tokenize` would cut for the model (head_tail at 64
     tokens, from tokenize_config.json), and that cut differs from a head-only cut."""
     import datasets
@@ -138,14 +141,14 @@ def test_long_reviews_are_cut_as_in_training(in_workspace: Path, capsys) -> None
     ids = tokenize_texts(texts, tokenizer, cut)["input_ids"]
     assert ids[:10] == test["input_ids"][:10]  # the same cut tokenize made for evaluate
     model = AutoModelForSequenceClassification.from_pretrained("models/distilbert")
-    expected = positive_proba(predict_logits(model, ids, pad_token_id=0))
+    expected = positive_proba(predict_logits(model, ids, tokenizer=tiny_tokenizer))
     out, _ = call(capsys, "--format", "jsonl", "--backend", "torch", *texts)
     got = np.array([row["p_positive"] for row in jsonl(out)])
     np.testing.assert_allclose(got, expected, atol=2e-6)
 
     head = CutParams(max_length=64, truncation="head", head_tokens=0)
     head_ids = tokenize_texts(long_reviews, tokenizer, head)["input_ids"]
-    head_proba = positive_proba(predict_logits(model, head_ids, pad_token_id=0))
+    head_proba = positive_proba(predict_logits(model, head_ids, tokenizer=tiny_tokenizer))
     assert not np.allclose(head_proba, expected[10:], atol=1e-4)
 
 
@@ -190,6 +193,7 @@ def test_a_missing_column_is_one_line(in_workspace: Path, tmp_path: Path, capsys
     assert err.strip() == f"error: {path}: no column 'text'; it has ['review']"
 
 
+@pytest.mark.e2e
 def test_the_module_runs_as_a_command(workspace: Path) -> None:
     command = [
         sys.executable,

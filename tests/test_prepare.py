@@ -275,6 +275,7 @@ def test_float_written_by_dvc_exp_run_is_a_float(in_tmp_project: Path) -> None:
     assert config.validation_size == pytest.approx(0.2)
 
 
+@pytest.mark.e2e
 def test_stage_error_is_one_line_and_exit_status_1(in_tmp_project: Path) -> None:
     import subprocess
     import sys

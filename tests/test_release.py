@@ -13,6 +13,7 @@ import pytest
 import yaml
 from helpers import PROJECT_ROOT, dvc, git, run
 
+from imdb_sentiment.inference.scorer import load_scorer
 from imdb_sentiment.text.cutting import CutParams
 
 pytestmark = pytest.mark.e2e
@@ -96,8 +97,12 @@ def test_release_tags_a_version_that_artifacts_get_fetches_for_predict(
         cwd=fetched,
     )
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(rows) == 1 and rows[0]["label"] in {"POSITIVE", "NEGATIVE"}
-    assert 0.5 <= rows[0]["score"] <= 1.0
+    # The released version's own score of the review, not the latest's.
+    [p_positive] = load_scorer("distilbert", "torch", fetched / "v1").proba(
+        ["A wonderful, moving film."]
+    )
+    assert len(rows) == 1 and rows[0]["p_positive"] == round(float(p_positive), 6)
+    assert rows[0]["label"] == ("POSITIVE" if p_positive >= 0.5 else "NEGATIVE")
 
 
 def test_release_refuses_what_it_cannot_publish(model_repo: tuple[Path, Path]) -> None:

@@ -293,9 +293,10 @@ def test_the_int8_onnx_backend_scores_as_predict_does(corpus: Path, ray_address:
         got.drop(columns=["label", "score"]), expected.drop(columns=["label", "score"])
     )
     # Dynamic int8 quantises each batch's activations with a scale of their own, and score
-    # batches each unit apart: close, not equal, to predict's one pass over all the reviews.
-    assert (got["label"] == expected["label"]).mean() >= 0.95
-    np.testing.assert_allclose(got["score"], expected["score"], rtol=0, atol=0.05)
+    # batches each unit apart: close, not equal, to predict's one pass over all the reviews
+    # (measured: scores up to 0.053 apart, labels equal on 99-100% of the reviews).
+    assert (got["label"] == expected["label"]).mean() >= 0.98
+    np.testing.assert_allclose(got["score"], expected["score"], rtol=0, atol=0.06)
 
 
 def test_killed_run_resumes_to_the_same_files(linear_run, corpus: Path, ray_address: str) -> None:
@@ -327,3 +328,94 @@ def test_killed_run_resumes_to_the_same_files(linear_run, corpus: Path, ray_addr
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in reference.iterdir())
     for path in reference.iterdir():
         assert (out / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+# --- what a run trusts, and what ends it in one line ------------------------------------------
+
+
+def error_of(result: subprocess.CompletedProcess[str]) -> str:
+    """The run's one `error:` line (and no traceback)."""
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    return errors[0]
+
+
+def test_tampered_parts_are_scored_again_to_the_same_files(
+    linear_run, corpus: Path, ray_address: str
+) -> None:
+    reference, _, _ = linear_run
+    out = corpus / "scores-tampered"
+    shutil.copytree(reference, out)
+    parts = sorted(out.glob("part-*.parquet"))
+    parts[0].write_bytes(parts[0].read_bytes()[:100])  # cut short
+    parts[1].write_bytes(b"garbage")
+    shutil.copy2(parts[3], parts[2])  # another unit's part
+    summary, stderr = run_score(corpus, "linear", out, ray_address)
+    assert summary["files_written"] == 3 and summary["files_skipped"] == len(parts) - 3
+    assert stderr.count("scoring unit") == 3
+    for path in reference.iterdir():
+        assert (out / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_a_model_folder_without_weights_is_one_line_before_any_work(
+    corpus: Path, ray_address: str
+) -> None:
+    models = corpus / "models-no-weights"
+    shutil.copytree(corpus / "models", models, ignore=shutil.ignore_patterns("*.safetensors"))
+    command = score_command(corpus, "distilbert", corpus / "scores-no-weights")
+    command[command.index("--models-dir") + 1] = str(models)
+    result = subprocess.run(
+        command, cwd=corpus, env=cluster_env(ray_address), capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    line = error_of(result)
+    assert line.startswith(f"error: {models / 'distilbert'}: cannot load the model (")
+    assert not (corpus / "scores-no-weights").exists()
+
+
+# The driver's check left out, as if the folder broke after it: the workers fail to start.
+WITHOUT_DRIVER_CHECK = (
+    "import sys; import imdb_sentiment.scoring.run as run; "
+    "run.check_scores_here = lambda *args: None; "
+    "from imdb_sentiment.cli.score import main; main(sys.argv[1:])"
+)
+
+
+def test_workers_that_cannot_start_end_the_run_in_one_line_naming_the_folder(
+    corpus: Path, ray_address: str
+) -> None:
+    models = corpus / "models-workers-fail"
+    shutil.copytree(corpus / "models", models, ignore=shutil.ignore_patterns("*.safetensors"))
+    command = score_command(corpus, "distilbert", corpus / "scores-workers-fail")
+    command[command.index("--models-dir") + 1] = str(models)
+    command[1:3] = ["-c", WITHOUT_DRIVER_CHECK]
+    result = subprocess.run(
+        command, cwd=corpus, env=cluster_env(ray_address), capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    line = error_of(result)
+    folder = models / "distilbert"
+    assert line.startswith(f"error: a scoring worker of {folder} failed: {folder}: cannot load")
+    assert len(result.stderr.splitlines()) < 30, result.stderr
+
+
+def test_ray_started_here_keeps_to_loopback(tmp_path: Path) -> None:
+    """Without an address, score starts Ray registered under a loopback address."""
+    probe = (
+        "from imdb_sentiment.scoring.cluster import connect; connect(None); import ray; "
+        "print(sorted({node['NodeManagerAddress'] for node in ray.nodes()})); ray.shutdown()"
+    )
+    env = {key: value for key, value in cluster_env().items() if key != "RAY_ADDRESS"}
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", probe], cwd=tmp_path, env={**env, "RAY_TMPDIR": str(temp)},
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        kill_processes_mentioning(str(temp))
+        shutil.rmtree(temp, ignore_errors=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "['127.0.0.2']"

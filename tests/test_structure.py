@@ -134,3 +134,33 @@ def test_editing_a_module_marks_only_the_stages_that_import_it(
             if relative in import_closure(repo, entry_module(spec["cmd"]))
         }
         assert stale == expected, f"editing {relative}: stale {stale}, expected {expected}"
+
+
+@pytest.mark.e2e
+def test_the_wheel_holds_every_module_and_both_commands(tmp_path_factory) -> None:
+    """`pip install .` gives the whole package (every concern's folder) and the commands."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    # Built from a copy: setuptools leaves a build/ folder where it builds.
+    copy, out = tmp_path_factory.mktemp("project"), tmp_path_factory.mktemp("wheel")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(PROJECT_ROOT / name, copy / name)
+    shutil.copytree(PROJECT_ROOT / SOURCE_ROOT, copy / SOURCE_ROOT)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), "."],
+        cwd=copy,
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = out.glob("imdb_sentiment-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    source = PROJECT_ROOT / SOURCE_ROOT
+    modules = {path.relative_to(source).as_posix() for path in source.rglob("*.py")}
+    assert modules <= names, f"missing from the wheel: {sorted(modules - names)}"
+    [entry_points] = [name for name in names if name.endswith("entry_points.txt")]
+    scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "imdb-predict = imdb_sentiment.cli.predict:main" in scripts
+    assert "imdb-score = imdb_sentiment.cli.score:main" in scripts

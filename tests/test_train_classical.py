@@ -95,6 +95,7 @@ def test_stage_trains_saves_and_reports(frame_project: Path, name: str) -> None:
     assert not [p for p in (frame_project / "models").iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", ["rf", "linear"])
 def test_rerun_gives_same_bytes(frame_project: Path, name: str) -> None:
     """Once in this process, once in a fresh one (other object ids, other hash seed, other
@@ -252,6 +253,7 @@ def test_missing_frame_or_column_stops(in_tmp_project: Path) -> None:
     assert_nothing_written(in_tmp_project)
 
 
+@pytest.mark.e2e
 def test_command_line_prints_one_error_line(frame_project: Path) -> None:
     set_params(frame_project / "params.yaml", {"train_rf.max_depth": 0})
     result = run(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from helpers import (
     subprocess_env,
     write_aclimdb,
 )
+from huggingface_hub import ModelCard
 
 from imdb_sentiment.core.errors import StageError, run_stage
 from imdb_sentiment.stages import prepare, tokenize
@@ -285,6 +287,12 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(
     assert "local data (`aclImdb`)" in card and "stanfordnlp/imdb" not in card
     assert '"max_train_samples": null' in card and "validation_size" in card
     assert "a local `distilbert` model" in card and str(tokenized_project) not in card
+    # Named for the base model it was fine-tuned from, with its validation metrics as the
+    # Hub's model-index results.
+    assert f"\n# {tiny_model_dir.name} fine-tuned for IMDb sentiment\n" in card
+    results = {r.metric_type: r.metric_value for r in ModelCard(card).data.eval_results}
+    assert results["accuracy"] == round(metrics["validation"]["accuracy"], 6)
+    assert set(results) == {"accuracy", "precision", "recall", "f1", "log_loss"}
     assert str(tiny_model_dir) not in card
     assert not (tokenized_project / "checkpoints" / "distilbert").exists()
     # Its usage snippet cuts long reviews as training did: the same score as predict.
@@ -345,6 +353,41 @@ def test_model_name_must_match_the_tokenized_data(tokenized_project: Path) -> No
     set_params(tokenized_project / "params.yaml", {"model.name": "distilbert/other"})
     with pytest.raises(StageError, match="data/tokenized was made with the tokenizer of"):
         stage.main()
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(
+    "tampered", [{"global_step": 10**12}, {"epoch": -5}], ids=["step-1e12", "epoch-minus-5"]
+)
+def test_a_tampered_checkpoint_is_set_aside_and_training_resumes_before_it(
+    tokenized_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tampered: dict,
+) -> None:
+    """A checkpoint's trainer_state.json is checked against the run before it is resumed
+    from: one that says 10**12 steps would train nothing and report that step as done."""
+    set_params(tokenized_project / "params.yaml", {"train_distilbert.num_train_epochs": 3})
+    # The checkpoints of a finished run kept, as a killed run leaves them.
+    monkeypatch.setattr(fine_tune, "remove_checkpoints", lambda output_dir: None)
+    stage.main()
+    folder = tokenized_project / "checkpoints" / "distilbert"
+    steps_per_epoch = -(-TRAIN_ROWS // 8)
+    last = folder / f"checkpoint-{3 * steps_per_epoch}"
+    state = json.loads((last / "trainer_state.json").read_text())
+    (last / "trainer_state.json").write_text(json.dumps({**state, **tampered}))
+    # The Trainer kept the best checkpoint and the last (save_total_limit 2).
+    [earlier] = [path for path in folder.glob("checkpoint-*") if path != last]
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="imdb_sentiment")
+
+    stage.main()
+    assert run_record(tokenized_project)["global_step"] == 3 * steps_per_epoch
+    assert (folder / f"set-aside-{last.name}").is_dir()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("set aside" in message and last.name in message for message in messages)
+    resumed = [message for message in messages if message.startswith("resuming from")]
+    assert resumed == [f"resuming from {earlier.relative_to(tokenized_project)}"]
 
 
 @pytest.mark.e2e

@@ -90,16 +90,16 @@ def test_secrets_are_named_in_the_docs_and_never_written_out() -> None:
         assert f"`{name}`" in docs, name
 
 
-def test_test_workflow_runs_make_test_on_push_and_pull_request() -> None:
+def test_test_workflow_runs_what_ci_runs_on_push_and_pull_request() -> None:
     workflow = load_workflow("test.yml")
     assert set(workflow["on"]) == {"push", "pull_request"}
+    runs = [step["run"] for step in steps(workflow) if "run" in step]
+    ci_script = (PROJECT_ROOT / ".ci" / "run").read_text().splitlines()
+    ci = [line.removeprefix("CI=true ") for line in ci_script if line.startswith(("make", "CI="))]
+    assert runs == ci == ["make browser-deps", "make test"]
     [setup] = [step for step in steps(workflow) if "setup-python" in step.get("uses", "")]
-    assert setup["with"] == {
-        "python-version": "3.11",
-        "cache": "pip",
-        "cache-dependency-path": "pyproject.toml",
-    }
-    assert steps(workflow)[-1]["run"] == "make test"
+    # pip's cache follows the lock files, which say what gets installed.
+    assert setup["with"]["cache-dependency-path"] == "requirements/*.txt"
 
 
 def test_pr_workflow_runs_quick_then_comments_with_the_tested_script() -> None:
@@ -136,11 +136,83 @@ def test_gpu_workflow_pushes_to_the_remote_before_it_commits() -> None:
     assert list(workflow["on"]) == ["workflow_dispatch"]
     [job] = workflow["jobs"].values()
     assert {"self-hosted", "gpu"} <= set(job["runs-on"])
-    repro = step_index(workflow, r"^\s*dvc repro --pull$")
+    pull = step_index(workflow, r"^dvc pull --run-cache --allow-missing$")
+    repro = step_index(workflow, r"^\s*dvc repro$")
     push = step_index(workflow, r"^dvc push$")
     commit = step_index(workflow, r"^\s*commit -q -m")
-    assert repro < push < commit
+    assert pull < repro < push < commit
     assert "gh pr create" in steps(workflow)[commit]["run"]
+
+
+# --- hardening: pinned actions, secrets in the steps that need them, caches per branch -----
+
+PINNED = re.compile(r"^\s*(?:- )?uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40})  # (v\d+\.\d+\.\d+)$")
+
+
+def test_every_action_is_pinned_by_commit_with_its_tag_named() -> None:
+    """A tag can be moved to other code; a commit cannot. The same action at the same commit
+    in every workflow."""
+    pins: dict[str, set[tuple[str, str]]] = {}
+    for path in WORKFLOWS.glob("*.yml"):
+        for line in path.read_text().splitlines():
+            if "uses:" not in line:
+                continue
+            match = PINNED.match(line)
+            assert match, (
+                f"{path.name}: {line.strip()} is not pinned as uses: OWNER/NAME@SHA  # vX.Y.Z"
+            )
+            pins.setdefault(match[1], set()).add((match[2], match[3]))
+    assert set(pins) == {
+        "actions/checkout",
+        "actions/setup-python",
+        "actions/cache",
+        "actions/upload-artifact",
+    }
+    assert all(len(versions) == 1 for versions in pins.values()), pins
+
+
+# Which steps of which workflow may see which secret (a pattern of the step's `run`).
+SECRET_STEPS = {
+    ("gpu-repro.yml", "AWS_ACCESS_KEY_ID"): r"^dvc (pull|push)\b",
+    ("gpu-repro.yml", "AWS_SECRET_ACCESS_KEY"): r"^dvc (pull|push)\b",
+    ("gpu-repro.yml", "HF_TOKEN"): r"^\s*dvc repro\b",
+}
+
+
+def test_secrets_reach_only_the_steps_that_need_them() -> None:
+    for path in WORKFLOWS.glob("*.yml"):
+        workflow = load_workflow(path.name)
+        [job] = workflow["jobs"].values()
+        for scope in (workflow, job):
+            assert "secrets." not in str(scope.get("env", {})), (
+                f"{path.name}: a secret for every step"
+            )
+        for step in steps(workflow):
+            for name, value in (step.get("env") or {}).items():
+                if "secrets." not in str(value) or str(value).endswith("!= '' }}"):
+                    continue  # no secret, or only whether one is set
+                allowed = SECRET_STEPS.get((path.name, name))
+                assert allowed and re.search(allowed, step["run"], re.M), (path.name, name, step)
+
+
+def test_the_gpu_runners_caches_are_kept_per_branch() -> None:
+    """The runner's disk outlives runs: a run of one branch must not fill the pip, Hub or
+    DVC cache another branch's run reads."""
+    workflow = load_workflow("gpu-repro.yml")
+    [job] = workflow["jobs"].values()
+    assert not {"PIP_CACHE_DIR", "HF_HOME", "DVC_CACHE_DIR"} & set(job.get("env", {}))
+    first = steps(workflow)[0]["run"]
+    assert "sha256sum" in first and '"$GITHUB_REF"' in first
+    for name in ("PIP_CACHE_DIR", "HF_HOME", "DVC_CACHE_DIR"):
+        assert f'echo "{name}=$cache/' in first, name
+
+
+def test_no_checkout_leaves_a_token_for_the_code_it_runs() -> None:
+    for path in WORKFLOWS.glob("*.yml"):
+        [checkout] = [
+            s for s in steps(load_workflow(path.name)) if "checkout@" in s.get("uses", "")
+        ]
+        assert checkout["with"]["persist-credentials"] is False, path.name
 
 
 # --- make browser-deps on a runner that is not root ------------------------------------
@@ -180,6 +252,7 @@ def browser_deps(tmp_path: Path, uid: int, sudo: bool, **env: str) -> tuple[int,
 INSTALL = "install -y -qq chromium chromium-driver DEBIAN_FRONTEND=noninteractive"
 
 
+@pytest.mark.e2e
 def test_browser_deps_uses_sudo_when_not_root(tmp_path: Path) -> None:
     status, _, calls = browser_deps(tmp_path, uid=1001, sudo=True, CI="true")
     assert status == 0
@@ -191,12 +264,14 @@ def test_browser_deps_uses_sudo_when_not_root(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.e2e
 def test_browser_deps_as_root_runs_apt_get_itself(tmp_path: Path) -> None:
     status, _, calls = browser_deps(tmp_path, uid=0, sudo=False, CI="true")
     assert status == 0
     assert calls.splitlines() == ["apt-get update -qq DEBIAN_FRONTEND=", f"apt-get {INSTALL}"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("ci", ["true", ""])
 def test_browser_deps_failure_fails_only_in_ci(tmp_path: Path, ci: str) -> None:
     status, out, _ = browser_deps(tmp_path, uid=1001, sudo=False, CI=ci, APT_FAILS="1")

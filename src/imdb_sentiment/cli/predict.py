@@ -16,9 +16,10 @@ beside its text: those come from the tokenizer of `model.name` in params.yaml, t
 
 Output: one row per review with its input position (`index`, from 1), `label`
 (NEGATIVE/POSITIVE), `score` (the probability of that label) and `p_positive`. An empty
-review, or one that is not valid UTF-8, gets one `error:` line on stderr and no row; the
+review, one that is not valid UTF-8 or not text, or one longer than
+`predict.max_review_chars` (params.yaml), gets one `error:` line on stderr and no row; the
 others are still scored and the exit status is 1. `--output` is written whole or not at
-all, and never over a folder or the `--file` being read.
+all, and never over a folder, a device, a FIFO or the `--file` being read.
 """
 
 from __future__ import annotations
@@ -35,12 +36,18 @@ import numpy as np
 
 from imdb_sentiment.core.atomic import atomic_path
 from imdb_sentiment.core.errors import StageError, run_stage
+from imdb_sentiment.core.files import check_replaceable
 from imdb_sentiment.core.labels import ID2LABEL
 from imdb_sentiment.core.params import ModelParams, load_params, load_section, load_subset
 from imdb_sentiment.core.paths import PARAMS_FILE
 from imdb_sentiment.inference.scorer import BACKENDS, MODEL_CHOICES, check_model, load_scorer
 from imdb_sentiment.text.cleaning import CleaningParams
-from imdb_sentiment.text.reviews import clean_reviews, format_rows, read_reviews
+from imdb_sentiment.text.reviews import (
+    PredictParams,
+    clean_reviews,
+    format_rows,
+    read_reviews,
+)
 
 log = logging.getLogger("imdb_sentiment.predict")
 
@@ -95,9 +102,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def check_output(output: Path | None, file: str | None) -> None:
     """Stop before any work on an --output that would destroy something: a folder (it
-    would be replaced by the file) or the input file itself."""
+    would be replaced by the file), a device, FIFO or socket, or the input file itself."""
     if output is None:
         return
+    check_replaceable(output, "--output")
     if output.is_dir():
         raise StageError(f"--output {output}: is a folder; name a file to write")
     if file in (None, "-") or not (output.exists() and Path(file).exists()):
@@ -131,13 +139,14 @@ def predict(args: argparse.Namespace) -> None:
         raise StageError(f"--batch-size {args.batch_size}: must be at least 1")
     params = load_params() if PARAMS_FILE.exists() else {}
     cleaning = load_subset(params, "prepare", CleaningParams)
+    limits = load_section(params, "predict", PredictParams)
     # Before reading stdin, so a wrong model folder does not wait for input first.
     model_dir = check_model(args.model, args.backend, args.model_dir)
     check_output(args.output, args.file)
     reviews = read_reviews(args.reviews, args.file, args.column)
     if not reviews.texts:
         raise StageError("no reviews given: pass them as arguments, with --file, or on stdin")
-    positions, texts = clean_reviews(reviews, cleaning)
+    positions, texts = clean_reviews(reviews, cleaning, limits.max_review_chars)
     rows: list[dict[str, Any]] = []
     if texts:
         tokenizer, tokenizer_param = args.tokenizer, "--tokenizer"
@@ -159,7 +168,16 @@ def predict(args: argparse.Namespace) -> None:
     skipped = len(reviews.texts) - len(texts)
     if skipped:
         empty = skipped - len(reviews.bad)
-        kinds = (["empty"] if empty else []) + (["unreadable"] if reviews.bad else [])
+        unreadable = len(reviews.bad) - reviews.too_long
+        kinds = [
+            kind
+            for kind, count in (
+                ("empty", empty),
+                ("unreadable", unreadable),
+                ("too long", reviews.too_long),
+            )
+            if count
+        ]
         raise StageError(
             f"{skipped} of {len(reviews.texts)} review(s) {' or '.join(kinds)} and not scored"
         )

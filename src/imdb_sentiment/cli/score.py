@@ -12,16 +12,21 @@ and `score` (P(positive), float64). Input columns named `label` or `score` are k
 
 Each review is cleaned as `prepare` cleaned the training reviews and, for DistilBERT, cut
 as `tokenize` cut them (the model folder's `tokenize_config.json`), with the same functions
-`predict` and `evaluate` use. A review that is null or empty after cleaning is not scored:
-it is counted, its file and rows named on stderr, and the run goes on.
+`predict` and `evaluate` use. A review that is null, empty after cleaning or longer than
+`predict.max_review_chars` (params.yaml) is not scored: it is counted, its file and rows
+named on stderr, and the run goes on.
 
-The run connects to `--address` (else RAY_ADDRESS, else starts Ray on this machine), scores
+The model is loaded and scores one review here first: a folder that cannot is one line.
+The run connects to `--address` (else RAY_ADDRESS, once it answers within
+`score.connect_timeout_s`; else starts Ray on this machine, on loopback), scores
 with one actor per CPU (per GPU for DistilBERT on a GPU cluster) and streams: memory stays
 flat whatever the input's size. Each part file is written under a temporary name and
 renamed; `DIR/_score_plan.json` records the input and settings, so a killed run started
-again with the same command writes only the missing parts and ends with the same files.
+again with the same command checks the parts already there, writes the missing or
+damaged ones and ends with the same files.
 The last line on stdout is a JSON summary: rows (input rows handled by this run), bad_rows,
-seconds, reviews_per_s, workers (Ray nodes that scored), files_written, files_skipped.
+long_rows (of them, too long), seconds, reviews_per_s, workers (Ray nodes that scored),
+files_written, files_skipped.
 Ray is the `scale` extra: pip install 'imdb-sentiment[scale]'.
 """
 

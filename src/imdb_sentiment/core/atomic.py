@@ -1,31 +1,39 @@
 """Atomic writes: a stage killed half-way never leaves an output that looks finished.
 
-Every file or folder a stage writes is first written to a hidden `.NAME.tmp-PID` sibling
-(ignored by Git and DVC), then moved into place with one rename. :func:`atomic_outputs`
-does the same for all of a stage's outs at once: none is replaced until every one of them
-is written, so a failure part-way leaves the previous run's outs as they were.
+Every file or folder a stage writes is first written inside a private folder beside it,
+`.NAME.tmp-RANDOM/NAME` (ignored by Git and DVC), then moved into place with one rename.
+:func:`atomic_outputs` does the same for all of a stage's outs at once: none is replaced
+until every one of them is written, so a failure part-way leaves the previous run's outs
+as they were.
+
+The private folder is created exclusively under a random name, and holds a marker naming
+the process and machine that made it. A later write removes what a killed writer left
+only when that marker is there and its process no longer runs: a file or folder that
+merely looks like a temporary copy is never touched. An output is replaced only when what
+stands there is a regular file, a folder or nothing (`core.files.check_replaceable`).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import json
 import logging
 import os
+import secrets
 import shutil
+import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from imdb_sentiment.core.files import check_replaceable, read_regular
+
 log = logging.getLogger("imdb_sentiment.atomic")
 
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+MARKER = ".imdb-sentiment-tmp.json"
+OWNER = "imdb-sentiment atomic write"
 
 
 def _process_is_alive(pid: int) -> bool:
@@ -38,25 +46,62 @@ def _process_is_alive(pid: int) -> bool:
     return True
 
 
-def _remove_abandoned_siblings(final: Path) -> None:
-    """Remove the `.NAME.tmp-PID` siblings of `final` left by writers that were killed (their
-    PID no longer runs); a live writer's copy is left alone."""
-    for sibling in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
-        pid = sibling.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _process_is_alive(int(pid)):
+def _marker(folder: Path) -> dict[str, Any] | None:
+    """The marker of a private folder this project made, or None when `folder` is anything
+    else (not a real folder, no marker, a marker that is not ours)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return None
+    try:
+        marker = json.loads(read_regular(folder / MARKER, limit=4096))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict) or marker.get("written_by") != OWNER:
+        return None
+    return marker
+
+
+def _abandoned(folder: Path, names: str, any_writer: bool) -> bool:
+    marker = _marker(folder)
+    if marker is None or not fnmatch.fnmatchcase(str(marker.get("name")), names):
+        return False
+    if any_writer:
+        return True
+    pid = marker.get("pid")
+    same_host = marker.get("host") == socket.gethostname()
+    return same_host and isinstance(pid, int) and not _process_is_alive(pid)
+
+
+def remove_abandoned(folder: Path, names: str, any_writer: bool = False) -> None:
+    """Remove the private folders that killed writers of the outputs `names` (a glob) in
+    `folder` left: ours by their marker, their process gone (or, with `any_writer`,
+    whatever process made them: for a caller that knows no writer runs any more)."""
+    for sibling in folder.glob(f".{names}.tmp-*"):
+        if _abandoned(sibling, names, any_writer):
             log.info("removing %s, left half-written by a killed run", sibling)
-            _remove(sibling)
+            shutil.rmtree(sibling, ignore_errors=True)
 
 
-def _temporary_sibling(final: Path) -> Path:
+def _private_folder(final: Path) -> Path:
+    """A new folder `.NAME.tmp-RANDOM` beside `final`, made by this call alone (mkdir fails
+    on any existing name), with its marker; the output is written to `folder / NAME`."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_siblings(final)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    _remove(tmp)
-    return tmp
+    check_replaceable(final)
+    remove_abandoned(final.parent, glob.escape(final.name))
+    while True:
+        folder = final.parent / f".{final.name}.tmp-{secrets.token_hex(6)}"
+        try:
+            folder.mkdir(mode=0o700)
+            break
+        except FileExistsError:
+            continue
+    marker = {"written_by": OWNER, "name": final.name, "pid": os.getpid()}
+    (folder / MARKER).write_text(json.dumps({**marker, "host": socket.gethostname()}))
+    return folder
 
 
 def _move_into_place(tmp: Path, final: Path) -> None:
+    # Checked again at the last moment: nothing but a file or folder is ever replaced.
+    check_replaceable(final)
     # os.replace cannot replace a non-empty folder: clear the old output first. A kill
     # between the two leaves no output at all, which DVC reruns.
     if final.is_dir() and not final.is_symlink():
@@ -66,8 +111,9 @@ def _move_into_place(tmp: Path, final: Path) -> None:
 
 @contextmanager
 def atomic_path(final: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside `final` to write a file or folder into; on success move
-    it into place with one rename, on failure remove it."""
+    """Yield a temporary path to write a file or folder into (same name as `final`, in a
+    private folder beside it); on success move it into place with one rename, on failure
+    remove it."""
     with atomic_outputs(final) as (tmp,):
         yield tmp
 
@@ -77,16 +123,17 @@ def atomic_outputs(*finals: Path | str) -> Iterator[tuple[Path, ...]]:
     """Yield one temporary path per output; only when the block ends without an error are
     they moved into place, all of them, one after the other."""
     paths = [Path(final) for final in finals]
-    temps: list[Path] = []
+    folders: list[Path] = []
     try:
-        temps = [_temporary_sibling(final) for final in paths]
-        yield tuple(temps)
-        for tmp, final in zip(temps, paths, strict=True):
-            _move_into_place(tmp, final)
-    except BaseException:
-        for tmp in temps:
-            _remove(tmp)
-        raise
+        for final in paths:
+            folders.append(_private_folder(final))
+        yield tuple(folder / final.name for folder, final in zip(folders, paths, strict=True))
+        for folder, final in zip(folders, paths, strict=True):
+            _move_into_place(folder / final.name, final)
+    finally:
+        for folder in folders:
+            with suppress(OSError):
+                shutil.rmtree(folder)
 
 
 def json_text(payload: Any) -> str:

@@ -25,10 +25,13 @@ class RevisionError(Exception):
 def resolve(rev: str, root: Path = Path(".")) -> tuple[str, str]:
     """The commit of `rev` (a Git revision, or the name of a DVC experiment, resolved as
     `dvc metrics diff` resolves it) and how the report names it."""
-    from dvc.scm import SCM, RevError, resolve_rev
+    from dvc.scm import SCM, RevError, SCMError, resolve_rev
     from scmrepo.exceptions import RevError as GitRevError
 
-    scm = SCM(str(root))
+    try:
+        scm = SCM(str(root))
+    except SCMError as exc:
+        raise RevisionError(f"{root.resolve()}: not in a Git repository") from exc
     try:
         return scm.resolve_rev(rev), rev
     except GitRevError:

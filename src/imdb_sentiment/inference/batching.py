@@ -5,6 +5,7 @@ not fit fails at once), grouped, and padded to the longest in their batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,14 +22,13 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.nd
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def pad_batch(
-    input_ids: Sequence[Sequence[int]], pad_token_id: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pad a batch to its longest member: (ids, attention mask) as int64 arrays."""
-    longest = max(len(ids) for ids in input_ids)
-    ids_array = np.full((len(input_ids), longest), pad_token_id, dtype=np.int64)
-    mask = np.zeros((len(input_ids), longest), dtype=np.int64)
-    for row, ids in enumerate(input_ids):
-        ids_array[row, : len(ids)] = ids
-        mask[row, : len(ids)] = 1
-    return ids_array, mask
+def pad_batch(tokenizer: Any, input_ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Pad a batch to its longest member as the model's tokenizer pads (its pad token, on its
+    padding side): (ids, attention mask) as int64 arrays."""
+    padded = tokenizer.pad(
+        {"input_ids": [list(ids) for ids in input_ids]},
+        padding="longest",
+        return_attention_mask=True,
+        return_tensors="np",
+    )
+    return padded["input_ids"].astype(np.int64), padded["attention_mask"].astype(np.int64)

@@ -29,8 +29,9 @@ INT8_FILE = "model.int8.onnx"
 # What the graph reads and returns.
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "logits"
+NUM_LABELS = 2
 INSTALL_HINT = "pip install -e '.[onnx]'"
-# predict --backend / evaluate.backends: how DistilBERT is run, and its entry in the metrics.
+# predict --backend: how DistilBERT is run, and its name in the metrics (evaluate@<name>).
 BACKEND_ENTRIES = {"torch": "distilbert", "onnx-int8": "distilbert_int8"}
 
 
@@ -54,20 +55,38 @@ def load_session(model_file: Path, threads: int | None = None) -> Any:
     if threads is not None:
         options.intra_op_num_threads = threads
     try:
-        return ort.InferenceSession(
+        session = ort.InferenceSession(
             str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
         raise StageError(
             f"{model_file}: cannot load the ONNX model ({type(exc).__name__}: {one_line(exc, 200)})"
         ) from exc
+    check_graph(session, model_file)
+    return session
+
+
+def check_graph(session: Any, model_file: Path) -> None:
+    """Stop unless the graph reads exactly `input_ids` and `attention_mask` and returns
+    `logits` of shape (reviews, 2): a graph of other labels would score every review."""
+    inputs = sorted(node.name for node in session.get_inputs())
+    if inputs != sorted(INPUT_NAMES):
+        raise StageError(f"{model_file}: the graph reads {inputs}, not {list(INPUT_NAMES)}")
+    outputs = {node.name: node.shape for node in session.get_outputs()}
+    shape = outputs.get(OUTPUT_NAME)
+    if shape is None:
+        raise StageError(f"{model_file}: the graph returns {list(outputs)}, no {OUTPUT_NAME!r}")
+    if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != NUM_LABELS):
+        raise StageError(
+            f"{model_file}: the graph's logits have shape {shape}, not (reviews, {NUM_LABELS})"
+        )
 
 
 def onnx_logits(
     session: Any,
     input_ids: Sequence[Sequence[int]],
     *,
-    pad_token_id: int,
+    tokenizer: Any,
     batch_size: int = 64,
     desc: str | None = "score",
 ) -> np.ndarray:
@@ -82,14 +101,19 @@ def onnx_logits(
         total=len(input_ids), desc=desc, unit="review", mininterval=2, disable=desc is None
     ) as progress:
         for indices in length_sorted_batches(lengths, batch_size):
-            ids_array, mask = pad_batch([input_ids[i] for i in indices], pad_token_id)
+            ids_array, mask = pad_batch(tokenizer, [input_ids[i] for i in indices])
             feed = dict(zip(INPUT_NAMES, (ids_array, mask), strict=True))
             out = session.run([OUTPUT_NAME], feed)[0]
+            if out.shape != (len(indices), NUM_LABELS):  # a graph whose shape is symbolic
+                raise StageError(
+                    f"the ONNX graph returned logits of shape {out.shape} for "
+                    f"{len(indices)} reviews, not ({len(indices)}, {NUM_LABELS})"
+                )
             if logits is None:
                 logits = np.empty((len(input_ids), out.shape[1]), dtype=np.float32)
             logits[indices] = out
             progress.update(len(indices))
-    return logits if logits is not None else np.empty((0, 2), dtype=np.float32)
+    return logits if logits is not None else np.empty((0, NUM_LABELS), dtype=np.float32)
 
 
 def int8_size_mb(model_dir: Path = ONNX_DIR) -> float:
@@ -124,7 +148,7 @@ class OnnxScorer:
         return onnx_logits(
             self.session,
             input_ids,
-            pad_token_id=self.folder.tokenizer.pad_token_id,
+            tokenizer=self.folder.tokenizer,
             batch_size=self.batch_size,
             desc=desc,
         )

@@ -30,6 +30,7 @@ from imdb_sentiment.core.errors import StageError, one_line
 from imdb_sentiment.core.params import Params
 from imdb_sentiment.core.paths import MODELS_DIR
 from imdb_sentiment.inference.batching import pad_batch
+from imdb_sentiment.inference.model_folder import open_transformer_folder
 from imdb_sentiment.inference.onnx_backend import (
     FP32_FILE,
     INPUT_NAMES,
@@ -39,10 +40,9 @@ from imdb_sentiment.inference.onnx_backend import (
     load_session,
     onnx_logits,
 )
-from imdb_sentiment.text.cutting import TOKENIZE_CONFIG_NAME, read_cut_config
+from imdb_sentiment.text.cutting import TOKENIZE_CONFIG_NAME
 from imdb_sentiment.transformer.loading import (
     load_classifier,
-    load_tokenizer,
     refuse_remote_code,
 )
 
@@ -98,7 +98,7 @@ def optimizer_model_type(model_dir: Path) -> str:
     return OPTIMIZER_MODEL_TYPES[model_type]
 
 
-def probe_inputs(config: Any, pad_token_id: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def probe_inputs(config: Any, tokenizer: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     """Seeded random id batches for the model of `config`, the last row of each cut short
     and padded."""
     rng = np.random.default_rng(PROBE_SEED)
@@ -106,17 +106,17 @@ def probe_inputs(config: Any, pad_token_id: int) -> list[tuple[np.ndarray, np.nd
     batches = []
     for rows, longest in PROBE_SHAPES:
         tokens = min(longest, positions)
-        ids = [list(rng.integers(0, vocab_size, size=tokens)) for _ in range(rows)]
+        ids = [rng.integers(0, vocab_size, size=tokens).tolist() for _ in range(rows)]
         ids[-1] = ids[-1][: max(2, tokens // 2)]
-        batches.append(pad_batch(ids, pad_token_id))
+        batches.append(pad_batch(tokenizer, ids))
     return batches
 
 
-def export_graph(model: Any, path: Path, opset: int, pad_token_id: int) -> None:
+def export_graph(model: Any, path: Path, opset: int, tokenizer: Any) -> None:
     """`torch.onnx.export` with the batch and token axes left free."""
     import torch
 
-    ids, mask = probe_inputs(model.config, pad_token_id)[0]
+    ids, mask = probe_inputs(model.config, tokenizer)[0]
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}}
     with torch.inference_mode(), warnings.catch_warnings():
         # The legacy exporter's deprecation notice, and the tracer's notes on shape arithmetic
@@ -125,7 +125,9 @@ def export_graph(model: Any, path: Path, opset: int, pad_token_id: int) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", "Exporting aten::index operator", UserWarning)
-        # The TorchScript exporter: its graph is the one the optimiser's fusions recognise.
+        # The TorchScript exporter, which torch deprecates for `dynamo=True`: ONNX Runtime's
+        # attention fusion matches its graph only (the dynamo graph of the 6-layer stand-in
+        # fuses 0 of 6 attention layers with onnxruntime 1.31), and int8 speed rests on it.
         torch.onnx.export(
             model,
             (torch.from_numpy(ids), torch.from_numpy(mask)),
@@ -173,18 +175,18 @@ def quantize(fp32: Path, int8: Path, per_channel: bool, reduce_range: bool) -> N
     )
 
 
-def max_logit_difference(model: Any, session: Any, pad_token_id: int) -> float:
+def max_logit_difference(model: Any, session: Any, tokenizer: Any) -> float:
     """Largest |logit| difference between torch and an ONNX session on the probe inputs."""
     import torch
 
     worst = 0.0
-    for ids, mask in probe_inputs(model.config, pad_token_id):
+    for ids, mask in probe_inputs(model.config, tokenizer):
         with torch.inference_mode():
             expected = model(
                 input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)
             ).logits.numpy()
-        rows = [list(row[m.astype(bool)]) for row, m in zip(ids, mask, strict=True)]
-        got = onnx_logits(session, rows, pad_token_id=pad_token_id, desc="check")
+        rows = [row[m.astype(bool)].tolist() for row, m in zip(ids, mask, strict=True)]
+        got = onnx_logits(session, rows, tokenizer=tokenizer, desc=None)
         worst = max(worst, float(np.abs(got - expected).max()))
     return worst
 
@@ -196,15 +198,14 @@ def export(model_dir: Path, out_dir: Path, params: ExportParams) -> dict[str, An
         raise StageError(f"{model_dir} holds no saved model: run `dvc repro train_distilbert`")
     refuse_remote_code(model_dir)
     model_type = optimizer_model_type(model_dir)
-    read_cut_config(model_dir)  # fails early when the folder did not come from training
-    tokenizer = load_tokenizer(str(model_dir), param=None)
+    # Labels, cut and tokenizer checked whole, as every backend checks them.
+    tokenizer = open_transformer_folder(model_dir, "config.json").tokenizer
     # Eager attention: the explicit MatMul-Softmax-MatMul that the attention fusion matches.
     model = load_classifier(str(model_dir), param=None, attn_implementation="eager").eval()
-    pad = int(tokenizer.pad_token_id)
     out_dir.mkdir(parents=True)
     raw = out_dir / "exported.onnx"
     try:
-        export_graph(model, raw, params.opset, pad)
+        export_graph(model, raw, params.opset, tokenizer)
         fused = optimize(raw, out_dir / FP32_FILE, model_type, model.config, params.opt_level)
     except StageError:
         raise
@@ -214,13 +215,13 @@ def export(model_dir: Path, out_dir: Path, params: ExportParams) -> dict[str, An
         ) from exc
     raw.unlink()
     quantize(out_dir / FP32_FILE, out_dir / INT8_FILE, params.per_channel, params.reduce_range)
-    difference = max_logit_difference(model, load_session(out_dir / FP32_FILE), pad)
+    difference = max_logit_difference(model, load_session(out_dir / FP32_FILE), tokenizer)
     if difference > params.tolerance:
         raise StageError(
             f"the fp32 ONNX graph's logits differ from torch's by {difference:.2e}, more than "
             f"export_onnx.tolerance = {params.tolerance}"
         )
-    int8_difference = max_logit_difference(model, load_session(out_dir / INT8_FILE), pad)
+    int8_difference = max_logit_difference(model, load_session(out_dir / INT8_FILE), tokenizer)
     tokenizer.save_pretrained(out_dir)
     for name in ("config.json", TOKENIZE_CONFIG_NAME):
         shutil.copy2(model_dir / name, out_dir / name)

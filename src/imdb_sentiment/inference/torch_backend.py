@@ -64,7 +64,7 @@ def predict_logits(
     model: Any,
     input_ids: Sequence[Sequence[int]],
     *,
-    pad_token_id: int,
+    tokenizer: Any,
     batch_size: int = 64,
     device: Any = None,
     bf16: bool = True,
@@ -96,7 +96,7 @@ def predict_logits(
         pending = length_sorted_batches(lengths, batch_size)
         while pending:
             indices = pending.pop(0)
-            ids_array, mask = pad_batch([input_ids[i] for i in indices], pad_token_id)
+            ids_array, mask = pad_batch(tokenizer, [input_ids[i] for i in indices])
             try:
                 with torch.inference_mode(), autocast:
                     out = model(
@@ -154,7 +154,7 @@ class TorchScorer:
         return predict_logits(
             self.model,
             input_ids,
-            pad_token_id=self.folder.tokenizer.pad_token_id,
+            tokenizer=self.folder.tokenizer,
             batch_size=self.batch_size,
             device=self.device,
             bf16=self.bf16,

@@ -4,8 +4,10 @@ into, the plan file that lets a killed run resume, and the per-unit read and wri
 A unit is a range of rows of one input file, cut at row-group boundaries where the file
 has them (a row group larger than `rows_per_file` is split into equal slices). Unit `i`
 becomes the output file `part-{i:06d}.parquet`: the plan alone decides every name, so a
-rerun knows which units are done (their file exists: each is written to a hidden
-temporary name and renamed into place) and writes only the others.
+rerun knows which units are done and writes only the others. A part file is trusted only
+after it is read back whole (page checksums verified) and its metadata names this plan,
+this unit's input file and rows, and the number of rows it holds; one that fails (cut
+short, replaced, another run's) is reported and written again.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,8 +25,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from imdb_sentiment.core.atomic import atomic_path
-from imdb_sentiment.core.errors import StageError
+from imdb_sentiment.core.atomic import atomic_path, remove_abandoned
+from imdb_sentiment.core.errors import StageError, one_line
+from imdb_sentiment.core.files import open_regular, read_regular
+
+log = logging.getLogger("imdb_sentiment.score")
 
 TEXT_COLUMN = "text"
 OUTPUT_COLUMNS = ("label", "score")
@@ -168,8 +174,58 @@ def hash_folder(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def plan_digest(plan: dict[str, Any]) -> str:
+    """sha256 of the plan: every part file names the plan it was written for."""
+    return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
+
+
+def part_problem(path: Path, unit: Unit, digest: str) -> str | None:
+    """Why the part file of `unit` cannot be trusted, or None when it holds what it claims:
+    readable to the end with every page checksum right, written for this plan, this input
+    file and these rows, holding the number of rows its metadata says (at most the unit's)."""
+    try:
+        with open_regular(path) as handle:
+            parquet = pq.ParquetFile(handle, page_checksum_verification=True)
+            metadata = {
+                key.decode(errors="replace"): value.decode(errors="replace")
+                for key, value in (parquet.schema_arrow.metadata or {}).items()
+            }
+            table = parquet.read()
+    except (OSError, pa.ArrowException) as exc:
+        return f"not a readable Parquet file ({one_line(exc, 120)})"
+    claims = {
+        "imdb_score.plan": digest,
+        "imdb_score.source": unit.path,
+        "imdb_score.rows": f"{unit.start}:{unit.stop}",
+        "imdb_score.written": str(table.num_rows),
+    }
+    wrong = sorted(key for key, value in claims.items() if metadata.get(key) != value)
+    if wrong:
+        return f"its metadata ({', '.join(wrong)}) is not this run's unit {unit.index}"
+    if table.num_rows > unit.rows or not {*OUTPUT_COLUMNS} <= set(table.column_names):
+        return f"{table.num_rows} rows of columns {table.column_names}: not this unit's scores"
+    return None
+
+
+def verified_units(out_dir: Path, plan: dict[str, Any]) -> set[int]:
+    """The units whose part file is there and trusted; each other part file found is
+    reported, and its unit scored again (the rewrite replaces it)."""
+    digest, done = plan_digest(plan), set()
+    for unit in plan_units(plan):
+        path = out_dir / unit.file_name
+        if not (path.exists() or path.is_symlink()):
+            continue
+        problem = part_problem(path, unit, digest)
+        if problem is None:
+            done.add(unit.index)
+        else:
+            log.warning("%s: %s; scoring unit %d again", path, problem, unit.index)
+    return done
+
+
 def open_output(out_dir: Path, plan: dict[str, Any]) -> set[int]:
-    """Make `out_dir` hold `plan`; return the indices of the units already written there.
+    """Make `out_dir` hold `plan`; return the indices of the units already written there
+    (and verified: :func:`part_problem`).
 
     A new or empty folder gets the plan. A folder holding the same plan is resumed. Any
     other folder stops the run with one line: mixing two runs' scores would go unnoticed.
@@ -177,17 +233,18 @@ def open_output(out_dir: Path, plan: dict[str, Any]) -> set[int]:
     plan_path = out_dir / PLAN_FILE
     if plan_path.exists():
         try:
-            stored = json.loads(plan_path.read_text(encoding="utf-8"))
+            stored = json.loads(read_regular(plan_path))
         except (OSError, ValueError) as exc:
-            raise StageError(f"{plan_path}: unreadable ({exc}); remove {out_dir}") from exc
+            raise StageError(
+                f"{plan_path}: unreadable ({one_line(exc, 200)}); remove {out_dir}"
+            ) from exc
         if stored != plan:
             changed = sorted(k for k in {*stored, *plan} if stored.get(k) != plan.get(k))
             raise StageError(
                 f"{out_dir} holds the scores of another run ({', '.join(changed)} differ): "
                 "choose another --output or remove it"
             )
-        done = {unit.index for unit in plan_units(plan) if (out_dir / unit.file_name).exists()}
-        return done
+        return verified_units(out_dir, plan)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise StageError(f"{out_dir}: not empty and not a score output (no {PLAN_FILE})")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -221,15 +278,20 @@ def read_unit(unit: Unit) -> pa.Table:
     return table.replace_schema_metadata(None)
 
 
-def write_unit(out_dir: Path, unit: Unit, scored: pa.Table) -> None:
-    """Write one unit's scores atomically (temporary sibling, then one rename)."""
-    metadata = {"imdb_score.source": unit.path, "imdb_score.rows": f"{unit.start}:{unit.stop}"}
+def write_unit(out_dir: Path, unit: Unit, scored: pa.Table, digest: str) -> None:
+    """Write one unit's scores atomically (temporary sibling, then one rename), with page
+    checksums and the metadata that :func:`part_problem` checks on a resume."""
+    metadata = {
+        "imdb_score.plan": digest,
+        "imdb_score.source": unit.path,
+        "imdb_score.rows": f"{unit.start}:{unit.stop}",
+        "imdb_score.written": str(scored.num_rows),
+    }
     table = scored.replace_schema_metadata(metadata)
     with atomic_path(out_dir / unit.file_name) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, write_page_checksum=True)
 
 
 def remove_leftovers(out_dir: Path) -> None:
-    """Remove temporary part files that killed writers left (call when no writer runs)."""
-    for path in out_dir.glob(".part-*.parquet.tmp-*"):
-        path.unlink(missing_ok=True)
+    """Remove the temporary part files that killed writers left (call when no writer runs)."""
+    remove_abandoned(out_dir, "part-*.parquet", any_writer=True)

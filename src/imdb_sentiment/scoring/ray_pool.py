@@ -1,4 +1,4 @@
-"""The Ray Data mechanics of `score`: connecting, sizing the actor pool, and the pipeline.
+"""The Ray Data mechanics of `score`: sizing the actor pool, and the pipeline.
 
     units (one row each) -> scoring actors (read, score, write one unit) -> a summary row
 
@@ -21,8 +21,9 @@ sized to fit the cluster, so nothing waits on a CPU that an actor holds, on 2 co
 from __future__ import annotations
 
 import json
+import logging
 import math
-import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,41 +32,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from imdb_sentiment.core.errors import StageError
+from imdb_sentiment.core.errors import StageError, one_line
+from imdb_sentiment.scoring.cluster import WORKER_LOGS, import_ray
 from imdb_sentiment.scoring.plan import Unit, read_unit, write_unit
-from imdb_sentiment.scoring.units import score_table, unit_scorer
+from imdb_sentiment.scoring.units import score_table, too_long, unit_scorer
 
-# What every worker process gets: no progress bars in the logs, and one tokenizer thread
-# (there is an actor per core already).
-WORKER_ENV = {"TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
 BAD_ROWS_LISTED = 5
+# The project's own error line in a worker's traceback, and terminal colour codes in Ray's.
+STAGE_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?StageError: (.+)$", re.M)
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Every actor is up before the first unit is handed out (so all of them get work from the
 # start), and a pool the cluster cannot hold fails after this long instead of waiting on.
 ACTOR_START_TIMEOUT_S = 900
-INSTALL_HINT = "pip install 'imdb-sentiment[scale]' (in a checkout: pip install -e '.[scale]')"
-
-
-def import_ray() -> Any:
-    """The `ray` module with Ray Data, or one line saying how to install it."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError as exc:
-        raise StageError(f"score runs on Ray Data, which is not installed: {INSTALL_HINT}") from exc
-    return ray
-
-
-def connect(address: str | None) -> None:
-    """Join the cluster at `address` (or RAY_ADDRESS); with neither, start Ray on this machine."""
-    ray = import_ray()
-    address = address or os.environ.get("RAY_ADDRESS") or "local"
-    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": WORKER_ENV}}
-    if address == "local":
-        kwargs["include_dashboard"] = False
-    try:
-        ray.init(address=address, **kwargs)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise StageError(f"--address {address}: cannot connect to Ray ({exc})") from exc
 
 
 @dataclass(frozen=True)
@@ -94,20 +72,15 @@ def size_pool(cluster_cpus: float, cluster_gpus: float, use_gpu: bool, workers: 
     return Pool(workers, round(1 / per_cpu, 4), 1 if use_gpu else 0)
 
 
-def cluster_resources() -> tuple[float, float]:
-    ray = import_ray()
-    resources = ray.cluster_resources()
-    return float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
-
-
 class UnitScorer:
     """Scoring actor: loads the model once, then reads, scores and writes whole units."""
 
-    def __init__(self, settings: Any, out_dir: str) -> None:
+    def __init__(self, settings: Any, out_dir: str, digest: str) -> None:
         import ray
 
         self.settings = settings
         self.out_dir = Path(out_dir)
+        self.digest = digest
         self.proba = unit_scorer(settings)
         self.node = ray.get_runtime_context().get_node_id()
 
@@ -116,16 +89,18 @@ class UnitScorer:
         summaries = []
         for spec in batch.to_pylist():
             unit = Unit(spec["index"], spec["path"], spec["start"], spec["stop"])
-            scores = score_table(read_unit(unit), self.settings, self.proba)
+            rows = read_unit(unit)
+            scores = score_table(rows, self.settings, self.proba)
             bad = np.flatnonzero(scores.column("score").is_null().to_numpy(zero_copy_only=False))
             if len(bad):
                 scores = scores.filter(scores.column("score").is_valid())
-            write_unit(self.out_dir, unit, scores)
+            write_unit(self.out_dir, unit, scores, self.digest)
             summaries.append(
                 {
                     "unit": unit.index,
                     "rows": unit.rows,
                     "bad_rows": len(bad),
+                    "long_rows": int(too_long(rows, self.settings.max_review_chars).sum()),
                     "bad_first": json.dumps(bad[:BAD_ROWS_LISTED].tolist()),
                     "node": self.node,
                 }
@@ -133,12 +108,31 @@ class UnitScorer:
         return pa.Table.from_pylist(summaries)
 
 
+def worker_failure(exc: BaseException) -> str:
+    """One line for what ended a scoring worker: the project's own error line when one
+    caused it (Ray passes on the worker's traceback as text), else the last line Ray kept."""
+    chain, error = [], exc
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = getattr(error, "cause", None) or error.__cause__ or error.__context__
+    text = ANSI_ESCAPE.sub("", "\n".join(str(error) for error in chain))
+    ours = STAGE_ERROR_LINE.findall(text)
+    if ours:
+        return one_line(ours[-1], 300)
+    lines = [line for line in text.splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {one_line(lines[-1] if lines else '', 300)}"
+
+
 def score_units(
-    pending: list[Unit], settings: Any, out_dir: Path, pool: Pool
+    pending: list[Unit], settings: Any, out_dir: Path, pool: Pool, digest: str
 ) -> Iterator[dict[str, Any]]:
     """Run the pipeline over `pending` on the connected cluster; yield each unit's summary
-    as its file is written (streamed: nothing else comes back to the driver)."""
+    as its file is written (streamed: nothing else comes back to the driver). A worker
+    that cannot start or dies ends the run in one line naming the model folder."""
     ray = import_ray()
+    # Ray Data logs a failed worker's whole traceback on the driver; the worker's own log
+    # keeps it, and the run ends in one line (below).
+    logging.getLogger("ray.data.exceptions").setLevel(logging.CRITICAL)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
@@ -148,7 +142,7 @@ def score_units(
         resources["num_gpus"] = pool.actor_gpus
     dataset = ray.data.from_items(specs, override_num_blocks=len(specs)).map_batches(
         UnitScorer,
-        fn_constructor_args=(settings, str(out_dir)),
+        fn_constructor_args=(settings, str(out_dir), digest),
         # One unit per call: a unit is the grain of work, of retry and of resume.
         batch_size=1,
         batch_format="pyarrow",
@@ -163,4 +157,9 @@ def score_units(
             f"the cluster did not start {pool.workers} scoring actors of {pool.actor_cpus:g} "
             f"CPU{f' and {pool.actor_gpus} GPU' if pool.actor_gpus else ''} within "
             f"{ACTOR_START_TIMEOUT_S} s: lower --workers or add nodes"
+        ) from exc
+    except ray.exceptions.RayError as exc:
+        raise StageError(
+            f"a scoring worker of {settings.model_dir} failed: {worker_failure(exc)} "
+            f"({WORKER_LOGS})"
         ) from exc

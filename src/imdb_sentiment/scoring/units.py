@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from imdb_sentiment.inference.scorer import load_scorer
 from imdb_sentiment.scoring.plan import (
@@ -34,6 +35,8 @@ class ScoreSettings:
     batch_size: int
     device: str
     prepare: CleaningParams
+    # A longer review (in characters, before cleaning) is not scored (predict.max_review_chars).
+    max_review_chars: int
 
 
 def unit_scorer(settings: ScoreSettings) -> Proba:
@@ -55,17 +58,24 @@ def unit_scorer(settings: ScoreSettings) -> Proba:
     return scorer.proba
 
 
+def too_long(table: pa.Table, max_chars: int) -> np.ndarray:
+    """Which rows' text is longer than `max_chars` characters."""
+    lengths = pc.utf8_length(table.column(TEXT_COLUMN)).to_numpy(zero_copy_only=False)
+    return np.nan_to_num(lengths.astype(np.float64), nan=0) > max_chars
+
+
 def score_table(table: pa.Table, settings: ScoreSettings, proba: Proba) -> pa.Table:
     """The input rows' kept columns plus `label` and `score`; both null where the text is
-    null or empty after cleaning."""
+    null, longer than `settings.max_review_chars`, or empty after cleaning."""
     prepare = settings.prepare
+    long_rows = too_long(table, settings.max_review_chars)
     cleaned = [
         ""
-        if text is None
+        if text is None or skip
         else clean_text(
             text, clean_html=prepare.clean_html, normalize_whitespace=prepare.normalize_whitespace
         )
-        for text in table.column(TEXT_COLUMN).to_pylist()
+        for text, skip in zip(table.column(TEXT_COLUMN).to_pylist(), long_rows, strict=True)
     ]
     good = [i for i, text in enumerate(cleaned) if text.strip()]
     scores = np.full(len(cleaned), np.nan)

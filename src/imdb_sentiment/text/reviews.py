@@ -1,10 +1,12 @@
 """Reading reviews from users and writing scored rows back to them, for `predict`.
 
 Input may be anything: arguments, stdin, a text, CSV or Parquet file, in any encoding. A
-review that is not valid UTF-8 becomes a *bad row*, reported in one line and not scored;
-the others are still scored. Output is safe to show and to open: control characters are
-stripped from the terminal table, and a CSV cell that a spreadsheet would run as a formula
-is quoted with a leading `'`.
+review that is not valid UTF-8, not text (a number in a Parquet column) or longer than
+`predict.max_review_chars` becomes a *bad row*, reported in one line and not scored; the
+others are still scored. Output is safe to show and to open: every string cell of every
+format is cleared of terminal control characters (replaced by a space in the table and
+the CSV, escaped as `\\uXXXX` in JSON lines, which keep the exact text), and a CSV cell
+that a spreadsheet would run as a formula is quoted with a leading `'`.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import Field
 
 from imdb_sentiment.core.errors import StageError, one_line
+from imdb_sentiment.core.params import Params
 from imdb_sentiment.text.cleaning import CleaningParams, clean_text
 
 TABLE_TEXT_CHARS = 60
@@ -32,10 +36,18 @@ TABLE_TEXT_CHARS = 60
 CONTROL = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]"
 )
-# Characters that JSON leaves unescaped but a line splitter (str.splitlines) breaks on.
-JSON_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 # Spreadsheets run a cell that starts with these as a formula (OWASP's CSV injection list).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# The columns of predict's output, in order.
+ROW_COLUMNS = ("index", "label", "score", "p_positive", "review")
+
+
+class PredictParams(Params):
+    """The `predict` section: how `imdb-predict` and `imdb-score` take new reviews."""
+
+    # A review longer than this many characters (before cleaning) is reported and not
+    # scored: its cost grows with its length, and no real review comes near it.
+    max_review_chars: int = Field(100_000, ge=1)
 
 
 @dataclass
@@ -44,6 +56,8 @@ class Reviews:
 
     texts: list[str] = field(default_factory=list)
     bad: dict[int, str] = field(default_factory=dict)
+    # How many of the bad ones are longer than predict.max_review_chars.
+    too_long: int = 0
 
     def add(self, value: Any) -> None:
         position = len(self.texts)
@@ -55,10 +69,9 @@ class Reviews:
                 self.bad[position] = f"not UTF-8 ({exc.reason} at byte {exc.start})"
         elif isinstance(value, str):
             text = value
-        elif not pd.api.types.is_scalar(value):  # a list or mapping cell of a Parquet file
+        elif not pd.api.types.is_scalar(value) or not pd.isna(value):
+            # A number, a list or a mapping cell of a Parquet file: not a review.
             self.bad[position] = f"not text (a {type(value).__name__})"
-        elif not pd.isna(value):
-            text = str(value)
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:  # an argument or CSV cell that was not UTF-8
@@ -115,14 +128,23 @@ def read_reviews(texts: Sequence[str], file: str | None, column: str, stdin: Any
         ) from exc
     if column not in frame.columns:
         raise StageError(f"{file}: no column {column!r}; it has {list(frame.columns)}")
+    dtype = frame[column].dtype
+    if not (pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)):
+        raise StageError(f"{file}: column {column!r} holds {dtype}, not text")
     for value in frame[column].tolist():
         reviews.add(value)
     return reviews
 
 
+def display_safe(value: Any) -> Any:
+    """A string cell with every terminal control character replaced by a space (other
+    values as they are): what the table and the CSV show of any column."""
+    return CONTROL.sub(" ", value) if isinstance(value, str) else value
+
+
 def table_cell(text: str, chars: int = TABLE_TEXT_CHARS) -> str:
     """A review as one line of a terminal table: no control characters, at most `chars`."""
-    text = CONTROL.sub(" ", text)
+    text = display_safe(text)
     return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
@@ -134,25 +156,26 @@ def spreadsheet_safe(value: Any) -> Any:
 
 
 def json_line(row: dict[str, Any]) -> str:
-    """One row as a line of JSON (UTF-8 text kept as it is, line breaks escaped)."""
+    """One row as a line of JSON: UTF-8 text kept as it is, but every control character,
+    line or paragraph separator and bidi override escaped (JSON escapes only C0 itself),
+    so the line shows safely and survives any line splitter."""
     line = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
-    for char, escaped in JSON_LINE_BREAKS.items():
-        line = line.replace(char, escaped)
-    return line + "\n"
+    return CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", line) + "\n"
 
 
-def format_rows(rows: list[dict[str, Any]], fmt: str) -> str:
-    """The rows as an aligned table, JSON lines or CSV (the last two with the full text)."""
-    frame = pd.DataFrame(rows, columns=["index", "label", "score", "p_positive", "review"])
+def format_rows(rows: list[dict[str, Any]], fmt: str, columns: Sequence[str] = ROW_COLUMNS) -> str:
+    """The rows as an aligned table, JSON lines or CSV (the last two with every column and
+    the full text); every string cell of every column is made safe to show."""
     if fmt == "jsonl":
         return "".join(json_line(row) for row in rows)
     if fmt == "csv":
+        frame = pd.DataFrame(rows, columns=list(columns))
         # Every text cell quoted: a lone \r in an unquoted cell would end the row for any
         # CSV reader (only \n, the line terminator, makes the writer quote by itself).
-        body = frame.map(spreadsheet_safe).to_csv(
+        body = frame.map(lambda cell: spreadsheet_safe(display_safe(cell))).to_csv(
             index=False, header=False, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC
         )
-        return ",".join(frame.columns) + "\n" + body
+        return ",".join(display_safe(str(name)) for name in columns) + "\n" + body
     lines = [f"{'#':>5}  {'label':<8}  {'score':>6}  review"]
     for row in rows:
         lines.append(
@@ -162,11 +185,21 @@ def format_rows(rows: list[dict[str, Any]], fmt: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def clean_reviews(reviews: Reviews, cleaning: CleaningParams) -> tuple[list[int], list[str]]:
-    """Clean every review as `prepare` did; report each bad or empty one on stderr.
-    Returns the positions (from 0) of the reviews to score and their cleaned text."""
+def clean_reviews(
+    reviews: Reviews,
+    cleaning: CleaningParams,
+    max_chars: int = PredictParams().max_review_chars,
+) -> tuple[list[int], list[str]]:
+    """Clean every review as `prepare` did; report each bad, too long or empty one on
+    stderr (a review over `max_chars` joins `reviews.bad`). Returns the positions (from 0)
+    of the reviews to score and their cleaned text."""
     kept, cleaned = [], []
     for position, review in enumerate(reviews.texts):
+        if position not in reviews.bad and len(review) > max_chars:
+            reviews.bad[position] = (
+                f"{len(review):,} characters, more than predict.max_review_chars = {max_chars:,}"
+            )
+            reviews.too_long += 1
         if position in reviews.bad:
             print(
                 f"error: review {position + 1}: {reviews.bad[position]}; not scored",

@@ -4,8 +4,12 @@ removing them, and nothing else, once the run is done.
 The folder (`train_distilbert.output_dir`) lies outside the stage's outs, so `dvc repro`
 keeps it and a killed run resumes from its last complete checkpoint. A marker file written
 when the stage creates the folder holds a fingerprint of the params, data and base model:
-a run with other settings starts over instead of resuming. The stage deletes only what it
-can recognise as its own: `checkpoint-N` folders inside a folder that holds its marker.
+a run with other settings starts over instead of resuming. Each checkpoint gets a stamp
+of that fingerprint when it is saved, and is resumed from only when its stamp and its
+`trainer_state.json` fit this run (its step that of its name, steps and epochs within the
+run's); one that does not is set aside (renamed `set-aside-checkpoint-N`) with a warning.
+The stage deletes only what it can recognise as its own: `checkpoint-N` folders inside a
+folder that holds its marker.
 It refuses, before training, a folder that is the repository or holds it, one of the
 pipeline's outs (or inside or around one), or an existing non-empty folder without its
 marker.
@@ -16,16 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 import shutil
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from imdb_sentiment.core.atomic import write_json
-from imdb_sentiment.core.errors import StageError
+from imdb_sentiment.core.errors import StageError, one_line
+from imdb_sentiment.core.files import read_regular
 
 log = logging.getLogger("imdb_sentiment.checkpoints")
 
@@ -33,25 +38,47 @@ PARAM = "train_distilbert.output_dir"
 MARKER_FILE = "imdb_sentiment_checkpoints.json"
 MARKER_OWNER = "imdb-sentiment train_distilbert"
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
-# What a checkpoint must hold to be resumed from; the Trainer writes trainer_state.json last.
-CHECKPOINT_FILES = ("model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json")
+# What a checkpoint must hold to be resumed from; the Trainer writes trainer_state.json
+# last, then the stage its stamp.
+STAMP_FILE = "imdb_sentiment_run.json"
+CHECKPOINT_FILES = (
+    "model.safetensors",
+    "optimizer.pt",
+    "scheduler.pt",
+    "trainer_state.json",
+    STAMP_FILE,
+)
+SET_ASIDE_PREFIX = "set-aside-"
 
 
-def pipeline_outs(dvc_yaml: Path = Path("dvc.yaml")) -> list[Path]:
-    """Every out that dvc.yaml declares (none when there is no dvc.yaml)."""
-    if not dvc_yaml.is_file():
+@dataclass(frozen=True)
+class RunLimits:
+    """What a checkpoint of this run can have reached: at most `max_steps` optimizer steps
+    (an upper bound: every batch a step) and `epochs` epochs."""
+
+    max_steps: int
+    epochs: float
+
+
+def run_limits(train_rows: int, batch_per_step: int, epochs: float) -> RunLimits:
+    """The limits of a run over `train_rows` reviews, `batch_per_step` per step at least
+    (the batch per device times the processes), for `epochs` epochs."""
+    steps_per_epoch = math.ceil(train_rows / batch_per_step)
+    return RunLimits(max(1, steps_per_epoch * math.ceil(epochs)), epochs)
+
+
+def pipeline_outs(root: Path = Path(".")) -> list[Path]:
+    """Every out of the pipeline, as DVC reads dvc.yaml (none where there is no dvc.yaml)."""
+    if not (root / "dvc.yaml").is_file():
         return []
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
     try:
-        stages = (YAML(typ="safe", pure=True).load(dvc_yaml.read_text("utf-8")) or {}).get(
-            "stages", {}
-        )
-    except Exception as exc:  # ruamel raises several types; DVC reports a broken dvc.yaml
-        raise StageError(f"{dvc_yaml}: cannot read the pipeline's outs ({exc})") from exc
-    outs = []
-    for stage in stages.values():
-        for out in (stage or {}).get("outs", []) or []:
-            outs.extend(out if isinstance(out, Mapping) else [out])
-    return [Path(str(out)) for out in outs]
+        with Repo(str(root), uninitialized=True) as repo:
+            return [Path(out.def_path) for stage in repo.index.stages for out in stage.outs]
+    except DvcException as exc:
+        raise StageError(f"dvc.yaml: cannot read the pipeline's outs ({one_line(exc)})") from exc
 
 
 def _related(a: Path, b: Path) -> bool:
@@ -100,16 +127,72 @@ def run_fingerprint(settings: Mapping[str, Any], data_dir: Path, model_dir: Path
     return digest.hexdigest()
 
 
+def _read_json(path: Path) -> Any:
+    return json.loads(read_regular(path, limit=100_000_000))
+
+
 def _is_complete(checkpoint: Path) -> bool:
-    """Whether the Trainer wrote `checkpoint` to the end: every file there, and the last one
-    it writes, trainer_state.json, whole (a kill can cut that write short too)."""
+    """Whether `checkpoint` was written to the end: every file there, and the last two,
+    trainer_state.json and the stamp, whole (a kill can cut those writes short too)."""
     if not all((checkpoint / name).exists() for name in CHECKPOINT_FILES):
         return False
     try:
-        json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+        _read_json(checkpoint / "trainer_state.json")
+        _read_json(checkpoint / STAMP_FILE)
     except (OSError, ValueError):
         return False
     return True
+
+
+def checkpoint_problem(
+    checkpoint: Path, step: int, fingerprint: str, limits: RunLimits | None
+) -> str | None:
+    """Why a complete checkpoint cannot be this run's, or None when it fits: its stamp is of
+    this run, its trainer_state.json's global_step is `step` (its name's) and within the
+    run's steps, its epoch within the run's epochs."""
+    stamp = _read_json(checkpoint / STAMP_FILE)
+    if not isinstance(stamp, dict) or stamp.get("fingerprint") != fingerprint:
+        return "its stamp is not of this run (other params, data or model)"
+    state = _read_json(checkpoint / "trainer_state.json")
+    if not isinstance(state, dict):
+        return "trainer_state.json is not a JSON object"
+    global_step, epoch = state.get("global_step"), state.get("epoch")
+    if type(global_step) is not int or global_step != step:
+        return f"trainer_state.json says global_step {global_step!r}, its name step {step}"
+    if limits is None:
+        return None
+    if not 0 < global_step <= limits.max_steps:
+        return f"global_step {global_step} is outside this run's 1 to {limits.max_steps}"
+    if type(epoch) not in (int, float) or not 0 <= epoch <= limits.epochs + 1e-6:
+        return f"epoch {epoch!r} is outside this run's 0 to {limits.epochs:g}"
+    return None
+
+
+def _set_aside(checkpoint: Path, reason: str) -> None:
+    """Rename a checkpoint that does not fit this run out of the Trainer's `checkpoint-*`
+    names (so that nothing resumes from it or rotates it away); delete nothing."""
+    target = checkpoint.with_name(SET_ASIDE_PREFIX + checkpoint.name)
+    count = 1
+    while target.exists() or target.is_symlink():
+        count += 1
+        target = checkpoint.with_name(f"{SET_ASIDE_PREFIX}{checkpoint.name}-{count}")
+    checkpoint.rename(target)
+    log.warning("%s: %s; set aside as %s, not resumed from", checkpoint, reason, target.name)
+
+
+def stamp_callback(fingerprint: str) -> Any:
+    """A Trainer callback that stamps each checkpoint with the run's fingerprint once the
+    Trainer has saved it (main process only)."""
+    from transformers import TrainerCallback
+
+    class StampCheckpoints(TrainerCallback):
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero:
+                checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if checkpoint.is_dir():
+                    write_json(checkpoint / STAMP_FILE, {"fingerprint": fingerprint})
+
+    return StampCheckpoints()
 
 
 def own_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
@@ -127,9 +210,26 @@ def complete_checkpoints(output_dir: Path) -> list[Path]:
     return [path for _, path in own_checkpoints(output_dir) if _is_complete(path)]
 
 
+def resumable_checkpoints(
+    output_dir: Path, fingerprint: str, limits: RunLimits | None, is_main: bool
+) -> list[Path]:
+    """The complete checkpoints that fit this run, oldest first; the main process sets
+    each other complete one aside (:func:`checkpoint_problem`)."""
+    fitting = []
+    for step, path in own_checkpoints(output_dir):
+        if not _is_complete(path):
+            continue
+        problem = checkpoint_problem(path, step, fingerprint, limits)
+        if problem is None:
+            fitting.append(path)
+        elif is_main:
+            _set_aside(path, problem)
+    return fitting
+
+
 def _stored_fingerprint(output_dir: Path) -> str | None:
     try:
-        marker = json.loads((output_dir / MARKER_FILE).read_text(encoding="utf-8"))
+        marker = _read_json(output_dir / MARKER_FILE)
     except (OSError, ValueError):
         return None
     if not isinstance(marker, dict) or marker.get("written_by") != MARKER_OWNER:
@@ -142,15 +242,18 @@ def _remove_own_checkpoints(output_dir: Path) -> None:
         shutil.rmtree(path)
 
 
-def prepare_checkpoints(output_dir: Path, fingerprint: str, is_main: bool) -> Path | None:
-    """The checkpoint to resume from, if one was left by a run with the same fingerprint.
+def prepare_checkpoints(
+    output_dir: Path, fingerprint: str, is_main: bool, limits: RunLimits | None = None
+) -> Path | None:
+    """The checkpoint to resume from, if one was left by a run with the same fingerprint
+    and fits this run's `limits` (:func:`resumable_checkpoints`).
 
     Checkpoints of another run (other params or data) are removed, never resumed. Only the
     main process changes the folder; every process reaches the same answer.
     """
     stored = _stored_fingerprint(output_dir)
     if stored == fingerprint:
-        checkpoints = complete_checkpoints(output_dir)
+        checkpoints = resumable_checkpoints(output_dir, fingerprint, limits, is_main)
         return checkpoints[-1] if checkpoints else None
     if is_main:
         if stored is not None:

@@ -32,10 +32,17 @@ from imdb_sentiment.transformer.checkpoints import (
     prepare_checkpoints,
     remove_checkpoints,
     run_fingerprint,
+    run_limits,
+    stamp_callback,
 )
 from imdb_sentiment.transformer.curves import live_callback
-from imdb_sentiment.transformer.loading import load_classifier, load_tokenizer
+from imdb_sentiment.transformer.loading import (
+    check_fits_embeddings,
+    load_classifier,
+    load_tokenizer,
+)
 from imdb_sentiment.transformer.model_card import (
+    base_model_name,
     describe_base_model,
     model_card,
     push_model,
@@ -103,11 +110,16 @@ def fine_tune(
         data_dir,
         local_model,
     )
-    resume = prepare_checkpoints(output_dir, fingerprint, is_main)
+    splits = load_datasets(data_dir)
+    limits = run_limits(
+        len(splits["train"]),
+        config.per_device_train_batch_size * args.world_size,
+        args.num_train_epochs,
+    )
+    resume = prepare_checkpoints(output_dir, fingerprint, is_main, limits)
     if resume is not None:
         log.info("resuming from %s", resume)
 
-    splits = load_datasets(data_dir)
     columns = [c for c in ("input_ids", "label", "length") if c in splits["train"].column_names]
     tokenizer = load_tokenizer(model_name)
     # The classifier head is initialised from the seed; the Trainer seeds again before it
@@ -117,6 +129,7 @@ def fine_tune(
         model = load_classifier(model_name, num_labels=2, id2label=ID2LABEL, label2id=LABEL2ID)
     log.info("a new classification head starts from random weights: fine-tuning trains it")
     check_fits_model(read_cut_config(tokenize_config_file.parent), model.config, "model.name")
+    check_fits_embeddings(tokenizer, model.config, "model.name")
     trainer = build_trainer(
         args,
         model,
@@ -126,7 +139,7 @@ def fine_tune(
         argmax_before_gather=config.argmax_logits,
         train_dataset=splits["train"].select_columns(columns),
         eval_dataset=splits["validation"].select_columns(columns),
-        callbacks=[live_callback(live_dir)],
+        callbacks=[live_callback(live_dir), stamp_callback(fingerprint)],
     )
     use_labelled_progress(trainer, "train_distilbert")
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -138,6 +151,7 @@ def fine_tune(
         context = card_context or {"data": ("the reviews in data/tokenized", []), "prepare": {}}
         card = model_card(
             base_model=describe_base_model(model_name, model.config),
+            base_name=base_model_name(model_name),
             data=context["data"],
             prepare=context["prepare"],
             metrics=metrics,

@@ -3,7 +3,9 @@
 Every tokenizer, config and model the project loads goes through here, with
 `trust_remote_code=False`: a model folder whose `config.json` (or tokenizer config) names
 Python code of its own (`auto_map`) is refused, never run, and transformers never asks on
-stdin.
+stdin. A tokenizer is checked whole: a local folder must hold its vocabulary (without one,
+transformers builds a tokenizer of the special tokens alone, which reads every word as
+[UNK]), and the padding, unknown and framing tokens must be ids of that vocabulary.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from imdb_sentiment.core.errors import StageError, one_line
+from imdb_sentiment.core.files import check_regular_tree
 from imdb_sentiment.core.hub import LOCAL_HINT, T, is_local_path, load_from_hub
+from imdb_sentiment.text.cutting import special_token_frame
 
 
 def _label(name: str, param: str | None) -> str:
@@ -25,10 +29,10 @@ def _label(name: str, param: str | None) -> str:
 # import, and the keys that do it.
 CODE_CONFIGS = ("config.json", "tokenizer_config.json", "preprocessor_config.json")
 CODE_KEYS = ("auto_map", "custom_pipelines")
-# A folder holds a tokenizer when it has one of these (fast, WordPiece, BPE, SentencePiece).
+# A folder holds a tokenizer's vocabulary when it has one of these (fast, WordPiece, BPE,
+# SentencePiece); tokenizer_config.json alone names only the special tokens.
 TOKENIZER_FILES = (
     "tokenizer.json",
-    "tokenizer_config.json",
     "vocab.txt",
     "vocab.json",
     "spiece.model",
@@ -68,6 +72,7 @@ def _load(
     folder = Path(name).expanduser()
     if not folder.is_dir():
         raise StageError(f"{where}: no such folder")
+    check_regular_tree(folder)
     refuse_remote_code(folder, param)
     if not any((folder / file).is_file() for file in needed):
         raise StageError(f"{where}: no {what} there (none of {', '.join(needed)})")
@@ -80,7 +85,7 @@ def _load(
 
 
 def load_tokenizer(name: str, param: str | None = "model.name") -> Any:
-    """The fast tokenizer of `name` (a hub id or a local directory)."""
+    """The fast tokenizer of `name` (a hub id or a local directory), checked whole."""
     from transformers import AutoTokenizer
 
     tokenizer = _load(
@@ -92,7 +97,41 @@ def load_tokenizer(name: str, param: str | None = "model.name") -> Any:
     )
     if not getattr(tokenizer, "is_fast", False):
         raise StageError(f"{_label(name, param)}: no fast tokenizer there")
+    check_tokenizer(tokenizer, _label(name, param))
     return tokenizer
+
+
+def check_tokenizer(tokenizer: Any, where: str) -> None:
+    """Stop in one line unless the tokenizer has a vocabulary beyond its special tokens and
+    its padding, unknown and framing tokens ([CLS], [SEP]) are ids of that vocabulary."""
+    ids = set(tokenizer.get_vocab().values())
+    specials = set(tokenizer.all_special_ids)
+    if not ids - specials:
+        raise StageError(
+            f"{where}: its tokenizer holds only its {len(specials)} special tokens, no "
+            "vocabulary (is vocab.txt or tokenizer.json missing?)"
+        )
+    if tokenizer.pad_token_id is None:
+        raise StageError(f"{where}: its tokenizer has no padding token")
+    prefix, suffix = special_token_frame(tokenizer)
+    named = {"pad": tokenizer.pad_token_id, "unk": tokenizer.unk_token_id}
+    named.update({f"frame[{i}]": token for i, token in enumerate([*prefix, *suffix])})
+    for role, token in named.items():
+        if token is not None and token not in ids:
+            raise StageError(f"{where}: its {role} token id {token} is not in its vocabulary")
+
+
+def check_fits_embeddings(tokenizer: Any, config: Any, where: str) -> None:
+    """Stop when the tokenizer can produce an id past the model's embedding table."""
+    vocab_size = getattr(config, "vocab_size", None)
+    if not isinstance(vocab_size, int):
+        return
+    largest = max(tokenizer.get_vocab().values())
+    if len(tokenizer) > vocab_size or largest >= vocab_size:
+        raise StageError(
+            f"{where}: its tokenizer has {len(tokenizer)} tokens (ids up to {largest}), more "
+            f"than the model's {vocab_size}"
+        )
 
 
 def load_classifier(name: str, param: str | None = "model.name", **kwargs: Any) -> Any:

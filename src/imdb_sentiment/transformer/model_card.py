@@ -56,13 +56,22 @@ def describe_data(source: str) -> tuple[str, list[str]]:
     return f"local data (`{shown}`{tracked})", []
 
 
+def base_model_name(name: str) -> str:
+    """The base model as people call it: the hub id's last part or the local folder's name
+    (`distilbert-base-uncased`, `all-MiniLM-L6-v2`)."""
+    return Path(name.rstrip("/")).name or name
+
+
 def describe_base_model(name: str, config: Any) -> tuple[str, str | None]:
     """How the card names the base model, and its hub id for the metadata (None if local)."""
     if not is_local_path(name):
         return f"`{name}`", name
     layers = getattr(config, "n_layers", None) or getattr(config, "num_hidden_layers", None)
     size = f", {layers} layers" if layers else ""
-    return f"a local `{config.model_type}` model (folder `{Path(name).name}`{size})", None
+    return (
+        f"`{base_model_name(name)}`, a local `{config.model_type}` model{size},",
+        None,
+    )
 
 
 def training_data_context(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,17 +128,35 @@ print(classify("A moving, beautifully acted film."))
 def model_card(
     *,
     base_model: tuple[str, str | None],
+    base_name: str,
     data: tuple[str, list[str]],
     prepare: Mapping[str, Any],
     metrics: Mapping[str, Any],
     training: Mapping[str, Any],
     usage: str,
 ) -> str:
-    """The card's text: metadata header (huggingface_hub's ModelCardData) and body."""
-    from huggingface_hub import ModelCardData
+    """The card's text: huggingface_hub's `ModelCard`, whose metadata holds the validation
+    metrics as `model-index` results (shown on the model's Hub page), and the body."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     (base_text, base_id), (data_text, datasets) = base_model, data
+    validation = metrics.get("validation") or {}
+    model_name = f"{base_name}-imdb-sentiment"
+    results = [
+        EvalResult(
+            task_type="text-classification",
+            dataset_type=datasets[0] if datasets else "imdb",
+            dataset_name="IMDb Large Movie Review Dataset",
+            dataset_split="validation",
+            metric_type=name,
+            metric_value=round(float(validation[name]), 6),
+        )
+        for name in METRIC_NAMES
+        if name in validation
+    ]
     header = ModelCardData(
+        model_name=model_name if results else None,
+        eval_results=results or None,
         base_model=base_id,
         datasets=datasets or None,
         language="en",
@@ -137,7 +164,6 @@ def model_card(
         pipeline_tag="text-classification",
         tags=["sentiment-analysis", "imdb-sentiment"],
     ).to_yaml()
-    validation = metrics.get("validation") or {}
     rows = "\n".join(
         f"| {name} | {validation[name]:.4f} |" for name in METRIC_NAMES if name in validation
     )
@@ -148,11 +174,8 @@ def model_card(
         if rows
         else "None: the model was not evaluated during training."
     )
-    return f"""---
-{header}
----
-
-# IMDb sentiment classifier
+    body = f"""
+# {base_name} fine-tuned for IMDb sentiment
 
 {base_text} fine-tuned to classify movie reviews as `NEGATIVE` (0) or `POSITIVE` (1), by
 the `train_distilbert` stage of the imdb-sentiment DVC pipeline, on {data_text}.
@@ -179,6 +202,7 @@ Prepared with these settings (caps of `null` keep every review):
 {json.dumps(dict(training), indent=2, sort_keys=True)}
 ```
 """
+    return str(ModelCard(f"---\n{header}\n---\n{body}"))
 
 
 def check_hub_push(push_to_hub: bool, hub_model_id: str | None) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from imdb_sentiment.evaluation.metrics import label_metrics
 from imdb_sentiment.transformer.samplers import EpochSeededLengthGroupedSampler, LengthSortedSampler
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1")
@@ -39,24 +40,14 @@ def argmax_logits(logits: Any, labels: Any) -> Any:
 
 
 def compute_metrics(eval_pred: Any) -> dict[str, float]:
-    """Accuracy, precision, recall and F1 of the positive class."""
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-
-    predictions, labels = eval_pred.predictions, eval_pred.label_ids
+    """The Trainer's validation metrics: `evaluation.metrics.label_metrics` of its labels."""
+    predictions = eval_pred.predictions
     if isinstance(predictions, tuple):
         predictions = predictions[0]
     predictions = np.asarray(predictions)
     if predictions.ndim == 2:  # full logits (train.argmax_logits: false)
         predictions = predictions.argmax(axis=-1)
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        labels, predictions, average="binary", zero_division=0
-    )
-    return {
-        "accuracy": float(accuracy_score(labels, predictions)),
-        "precision": float(precision),
-        "recall": float(recall),
-        "f1": float(f1),
-    }
+    return label_metrics(eval_pred.label_ids, predictions)
 
 
 def make_trainer_class() -> type:
