@@ -43,9 +43,8 @@ def explain(action: str, args: list[str]) -> str:
     if "://" not in url:  # a folder
         if not Path(url).is_dir():
             return (
-                f"error: dvc {action}: {where} is a folder this clone cannot reach (it does not "
-                f"exist here); set the team's remote, dvc remote add -d team <url> ({SHARING}), "
-                f"or point {name} at the folder: dvc remote modify --local {name} url <folder>"
+                f"error: dvc {action}: remote {name!r} is the folder {url}, which this clone "
+                f"cannot reach: set the team's remote, `dvc remote add -d team <url>` ({SHARING})"
             )
         if action == "pull":
             return (
