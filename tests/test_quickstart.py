@@ -78,8 +78,12 @@ def test_make_quick_then_share_to_a_clean_clone(tmp_path: Path, tiny_model_dir: 
     # It prints each model's test accuracy.
     # The table runs from its header to the first blank line.
     table = quick.stdout[quick.stdout.index("quick: finished") :].split("\n\n")[0]
-    rows = {line.split()[0]: line.split()[1:] for line in table.splitlines()[2:]}
+    lines = table.splitlines()[2:]
+    rows = {line.split()[0]: [c for c in line.split()[1:] if c[0] != "("] for line in lines}
     assert set(rows) == {"rf", "linear", "distilbert", "distilbert_int8"}, table
+    # The fine-tuned models are named with their base model.
+    base = f"({tiny_model_dir.name})"
+    assert [line.split()[1] == base for line in lines] == [False, False, True, True], table
     assert all(0.0 <= float(cells[0]) <= 1.0 for cells in rows.values()), table
     # The n-gram models learn even this little synthetic data.
     assert float(rows["linear"][0]) > 0.6 and float(rows["rf"][0]) > 0.6, table
