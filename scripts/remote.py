@@ -36,9 +36,11 @@ def explain(action: str, args: list[str]) -> str:
     """One line: why `dvc <action>` may have failed, naming the remote and its URL."""
     name, url = remote_of(args)
     if name is None:
-        return f"error: dvc {action}: no DVC remote is set: dvc remote add -d team <url> ({SHARING})"
+        return (
+            f"error: dvc {action}: no DVC remote is set: dvc remote add -d team <url> ({SHARING})"
+        )
     if url is None:
-        return f"error: dvc {action}: remote {name!r} is not defined: dvc remote list shows those that are"
+        return f"error: dvc {action}: no remote {name!r}: dvc remote list shows those there are"
     where = f"remote {name!r} ({url})"
     if "://" not in url:  # a folder
         if not Path(url).is_dir():
