@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -68,12 +67,6 @@ class EvaluateParams(Params):
         if len(set(backends)) != len(backends):
             raise ValueError("lists a backend twice")
         return backends
-
-
-def model_size_mb(model_dir: Path) -> float:
-    """Size on disk of every file in `model_dir`, in MB (10^6 bytes)."""
-    total = sum(path.stat().st_size for path in model_dir.rglob("*") if path.is_file())
-    return round(total / 1e6, 3)
 
 
 def read_test_frame() -> pd.DataFrame:

@@ -34,7 +34,7 @@ from imdb_sentiment.core.paths import (
     TIMINGS_DIR,
 )
 from imdb_sentiment.evaluation.errors_report import confident_errors, errors_markdown
-from imdb_sentiment.evaluation.metrics import classification_metrics
+from imdb_sentiment.evaluation.metrics import classification_metrics, model_size_mb
 from imdb_sentiment.evaluation.plots import write_plot_data
 from imdb_sentiment.inference.onnx_backend import (
     BACKEND_ENTRIES,
@@ -45,7 +45,6 @@ from imdb_sentiment.inference.test_split import (
     INT8_MODEL,
     TRANSFORMER_MODEL,
     EvaluateParams,
-    model_size_mb,
     read_test_frame,
     score_test_split,
 )
