@@ -26,7 +26,7 @@ export PATH := $(BIN):$(PATH)
 MAKEFLAGS += --no-print-directory
 
 .PHONY: install install-dev lock repro quick results offline-plots test test-fast lint format \
-	report runs browser-deps release
+	report runs browser-deps release pull push
 
 # The environment comes from the lock files (scripts/lock.py): every package at an exact
 # version, checked against its hash. torch is pinned in pyproject.toml but installed first,
@@ -111,10 +111,19 @@ REV ?= main
 report: install
 	@python scripts/report.py "$$REV"
 
-# `make runs`: the experiments of the current commit, one row each, with each model's test
+# `make runs`: the experiments of the current commit and of every commit experiments were
+# run from (pulled ones too), one row each, with the base model and each model's test
 # accuracy (scripts/runs.sh).
 runs: install
 	@scripts/runs.sh
+
+# `make pull` / `make push`: dvc pull / dvc push through the default DVC remote; a failure
+# ends with one line naming the remote, its URL and what to do (scripts/remote.py).
+pull: install
+	@python scripts/remote.py pull
+
+push: install
+	@python scripts/remote.py push
 
 # What tests/test_plots_render.py needs to open `dvc plots show`'s page offline: headless
 # Chromium + chromedriver (Debian packages, installed when missing) and local

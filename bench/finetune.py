@@ -105,8 +105,9 @@ def main() -> None:
             eval_args, model, tokenizer, eval_group_by_length=config.eval_group_by_length
         ).predict(test, metric_key_prefix="eval")
         scored = predicted.metrics
-        labels = np.asarray(predicted.predictions)
-        labels = labels.argmax(-1) if labels.ndim == 2 else labels
+        # P(positive) per review (train_distilbert.reduce_logits), or the logits.
+        predictions = np.asarray(predicted.predictions)
+        labels = predictions.argmax(-1) if predictions.ndim == 2 else predictions >= 0.5
         digests = {
             "predictions_sha256": hashlib.sha256(labels.astype(np.int64).tobytes()).hexdigest(),
             "model_sha256": hashlib.sha256(

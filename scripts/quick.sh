@@ -37,6 +37,26 @@ local_folder() {
     fail "$variable=$(printf '%q' "$folder"): rename the folder to letters, digits, . _ and - only"
 }
 
+missing=()
+[ -n "${DATA:-}" ] || missing+=("DATA=")
+[ -n "${MODEL:-}" ] || missing+=("MODEL=")
+if [ "${#missing[@]}" -gt 0 ]; then
+  # What is not given comes from the Hugging Face Hub: stop at once, in one line, when it
+  # cannot be reached (the libraries would retry for about a minute before they fail).
+  python - "${missing[*]}" <<'PY'
+import sys
+
+from imdb_sentiment.core.hub import QUICK_HINT, hub_unreachable
+
+reason = hub_unreachable()
+if reason is not None:
+    without = " and ".join(sys.argv[1].split())
+    sys.exit(
+        f"error: without {without}, make quick reads from the Hugging Face Hub, which cannot "
+        f"be reached ({reason}): give local copies, `{QUICK_HINT}`"
+    )
+PY
+fi
 settings=()
 settings_of QUICK_SETTINGS
 if [ -n "${DATA:-}" ]; then

@@ -15,6 +15,21 @@ METRICS = Path("metrics/test")
 PREDICTIONS = Path("predictions/test")
 COLUMNS = ("f1", "roc_auc", "log_loss")
 ACCURACY_WIDTH = 24
+# The fine-tuned models are named with the base model they were fine-tuned from.
+TRANSFORMER_SUMMARY = Path("summaries/train_distilbert.json")
+TRANSFORMER_MODELS = ("distilbert", "distilbert_int8")
+
+
+def model_labels(models: list[str]) -> dict[str, str]:
+    """Each model's name in the table: `distilbert (all-MiniLM-L6-v2)` for a fine-tuned one."""
+    try:
+        base = json.loads(TRANSFORMER_SUMMARY.read_text(encoding="utf-8")).get("base_model")
+    except (OSError, ValueError):
+        base = None
+    return {
+        model: f"{model} ({base})" if base and model in TRANSFORMER_MODELS else model
+        for model in models
+    }
 
 
 def summary_of(model: str) -> dict[str, Any] | None:
@@ -35,8 +50,10 @@ def main() -> None:
     summaries = {model: summary_of(model) for model in models}
     sizes = {summary["reviews"] for summary in summaries.values() if summary}
     size = f", {sizes.pop():,} reviews" if len(sizes) == 1 else ""
+    labels = model_labels(models)
+    width = max(16, *(len(label) + 2 for label in labels.values()))
     print(
-        f"{'model':<16}{'accuracy [95% CI]':>{ACCURACY_WIDTH}}"
+        f"{'model':<{width}}{'accuracy [95% CI]':>{ACCURACY_WIDTH}}"
         + "".join(f"{name:>10}" for name in COLUMNS)
         + f"   (test split{size})"
     )
@@ -50,7 +67,7 @@ def main() -> None:
             f"{metrics[name]:>10.4f}" if metrics.get(name) is not None else f"{'-':>10}"
             for name in COLUMNS
         )
-        print(f"{model:<16}{accuracy:>{ACCURACY_WIDTH}}{cells}")
+        print(f"{labels[model]:<{width}}{accuracy:>{ACCURACY_WIDTH}}{cells}")
 
 
 if __name__ == "__main__":

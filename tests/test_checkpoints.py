@@ -102,6 +102,8 @@ def repo_like(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     (tmp_path / ".git").mkdir()
     (tmp_path / "dvc.yaml").write_text((PROJECT_ROOT / "dvc.yaml").read_text())
+    # dvc.yaml fills in params (the artifacts' base model) from params.yaml.
+    (tmp_path / "params.yaml").write_text((PROJECT_ROOT / "params.yaml").read_text())
     (tmp_path / "models/distilbert").mkdir(parents=True)
     (tmp_path / "models/distilbert/model.safetensors").write_text("weights")
     (tmp_path / "mine").mkdir()

@@ -387,7 +387,14 @@ def test_an_output_that_is_not_a_regular_file_is_refused(
     else:
         os.mkfifo(tmp_path / "pipe")
         output.symlink_to(tmp_path / "pipe")
-    before = sorted((p.name, p.lstat()) for p in tmp_path.iterdir())
+
+    # What would show a replacement: the entry's inode, kind and last change (not its
+    # access time, which a mere look can move).
+    def entries() -> list[tuple]:
+        stats = [(p.name, p.lstat()) for p in tmp_path.iterdir()]
+        return sorted((name, s.st_ino, s.st_mode, s.st_mtime_ns) for name, s in stats)
+
+    before = entries()
     cwd = os.getcwd()
     os.chdir(workspace)
     try:
@@ -403,7 +410,7 @@ def test_an_output_that_is_not_a_regular_file_is_refused(
         f"error: --output {output}: {device.get(kind, 'a character device')}, not a regular "
         "file; the project replaces only files",
     )
-    assert sorted((p.name, p.lstat()) for p in tmp_path.iterdir()) == before
+    assert entries() == before
 
 
 def long_review_project(root: Path, workspace: Path, max_chars: int | None) -> Path:

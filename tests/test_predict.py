@@ -107,8 +107,64 @@ def test_reviews_from_a_text_file_stdin_csv_and_parquet(
             capsys, "--file", str(tmp_path / name), "--column", "review", "--format", "csv"
         )
         rows = pd.read_csv(io.StringIO(out))
-        assert list(rows.columns) == ["index", "label", "score", "p_positive", "review"]
+        assert list(rows.columns) == ["index", "id", "label", "score", "p_positive", "review"]
         assert rows["p_positive"].round(6).tolist() == [r["p_positive"] for r in from_file]
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_the_inputs_other_columns_are_carried_to_every_file_format(
+    in_workspace: Path, tmp_path: Path, capsys, suffix: str
+) -> None:
+    # An id to join on, the gold label (named like an output column), a review that is not
+    # scored (left out, as in every format), and a review given as an argument before them.
+    frame = pd.DataFrame(
+        {
+            "id": ["r-1", "r-2", "r-3"],
+            "text": [POSITIVE, " ", NEGATIVE],
+            "label": ["1", "0", "0"],
+        }
+    )
+    source = tmp_path / f"reviews.{suffix}"
+    frame.to_csv(source, index=False) if suffix == "csv" else frame.to_parquet(source)
+    outputs = {}
+    for fmt in ("csv", "jsonl", "parquet"):
+        output = tmp_path / f"scores.{fmt}"
+        call(
+            capsys,
+            "--file",
+            str(source),
+            "--format",
+            fmt,
+            "--output",
+            str(output),
+            "Fine.",
+            status=1,
+        )
+        outputs[fmt] = (
+            pd.read_parquet(output)
+            if fmt == "parquet"
+            else pd.DataFrame(jsonl(output.read_text(encoding="utf-8")))
+            if fmt == "jsonl"
+            else pd.read_csv(output, dtype=str, keep_default_na=False)
+        )
+    for fmt, rows in outputs.items():
+        assert list(rows.columns) == [
+            *("index", "id", "input_label", "label", "score", "p_positive", "review")
+        ], fmt
+        assert [int(i) for i in rows["index"]] == [1, 2, 4], fmt
+        # The argument has no carried cells; each file row keeps its own.
+        # (CSV writes a missing cell empty, JSON null, Parquet null.)
+        cells = {name: [None if pd.isna(v) or v == "" else v for v in rows[name]] for name in rows}
+        assert cells["id"] == [None, "r-1", "r-3"], fmt
+        assert cells["input_label"] == [None, "1", "0"], fmt
+        assert rows["review"].tolist() == ["Fine.", POSITIVE, NEGATIVE], fmt
+    assert outputs["parquet"]["p_positive"].tolist() == outputs["jsonl"]["p_positive"].tolist()
+
+
+def test_parquet_output_needs_a_file(in_workspace: Path, capsys) -> None:
+    out, err = call(capsys, "--format", "parquet", POSITIVE, status=1)
+    assert out == ""
+    assert err.strip() == "error: --format parquet writes a file: pass --output FILE"
 
 
 def test_html_in_a_review_is_cleaned_as_prepare_did(in_workspace: Path, capsys) -> None:

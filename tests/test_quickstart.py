@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,24 +32,31 @@ TINY_QUICK = " ".join(
         "train_distilbert.per_device_eval_batch_size": 16,
     }.items()
 )
-SHARING_STEPS = ("git add -A", 'git commit -m "quick run"', "dvc push", "git push")
-TEAMMATE_STEPS = ("dvc pull", "dvc status")
+# The README's sharing steps, in order: the team remote (once), what the first clone runs,
+# what a teammate's clone runs.
+TEAM_REMOTE_STEPS = ("dvc remote add -d team", "git add .dvc/config")
+SHARING_STEPS = ("git add -A", 'git commit -m "quick run"', "make push", "git push")
+EXPERIMENT_STEPS = ("dvc exp push origin --all-commits", "dvc exp pull origin --all-commits")
+TEAMMATE_STEPS = ("make pull", "dvc status", "make runs")
 
 
 @pytest.mark.e2e
 def test_make_quick_then_share_to_a_clean_clone(tmp_path: Path, tiny_model_dir: Path) -> None:
-    for step in ("make quick DATA=", *SHARING_STEPS, *TEAMMATE_STEPS):
+    steps = (*TEAM_REMOTE_STEPS, *SHARING_STEPS, *EXPERIMENT_STEPS, *TEAMMATE_STEPS)
+    for step in ("make quick DATA=", *steps):
         assert step in README, f"the README no longer says `{step}`"
 
     source = write_aclimdb(tmp_path / "downloads", n_train=64, n_test=32)
-    repo = make_project_repo(tmp_path / "repo", tmp_path / "unused", tiny_model_dir)
+    # The first clone and the teammate's sit in different parent folders: the default
+    # remote, a folder beside the repository, is not one the teammate's clone reaches.
+    repo = make_project_repo(
+        tmp_path / "alice" / "imdb-sentiment", tmp_path / "unused", tiny_model_dir
+    )
     for name in ("Makefile", "README.md"):
         shutil.copy2(PROJECT_ROOT / name, repo / name)
     shutil.copytree(PROJECT_ROOT / "scripts", repo / "scripts")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "project with its Makefile")
-    storage = tmp_path / "dvc-storage"
-    dvc(repo, "remote", "modify", "--local", "local", "url", str(storage))
 
     venv = Path(sys.executable).parent.parent
     quick = run(
@@ -70,8 +78,12 @@ def test_make_quick_then_share_to_a_clean_clone(tmp_path: Path, tiny_model_dir: 
     # It prints each model's test accuracy.
     # The table runs from its header to the first blank line.
     table = quick.stdout[quick.stdout.index("quick: finished") :].split("\n\n")[0]
-    rows = {line.split()[0]: line.split()[1:] for line in table.splitlines()[2:]}
+    lines = table.splitlines()[2:]
+    rows = {line.split()[0]: [c for c in line.split()[1:] if c[0] != "("] for line in lines}
     assert set(rows) == {"rf", "linear", "distilbert", "distilbert_int8"}, table
+    # The fine-tuned models are named with their base model.
+    base = f"({tiny_model_dir.name})"
+    assert [line.split()[1] == base for line in lines] == [False, False, True, True], table
     assert all(0.0 <= float(cells[0]) <= 1.0 for cells in rows.values()), table
     # Each accuracy with its 95% interval: `0.863 [0.841, 0.883]`.
     for cells in rows.values():
@@ -91,27 +103,48 @@ def test_make_quick_then_share_to_a_clean_clone(tmp_path: Path, tiny_model_dir: 
     loss = repo / "dvclive/train_distilbert/plots/metrics/train/loss.tsv"
     assert len(loss.read_text().splitlines()) > 5
 
-    # Sharing, as the README says.
+    # Sharing, as the README says. The team remote: a folder both clones reach stands in
+    # for the team's bucket.
+    team_storage = tmp_path / "team-dvc-storage"
+    dvc(repo, "remote", "add", "-d", "team", str(team_storage))
+    git(repo, "add", ".dvc/config")
+    git(repo, "commit", "-q", "-m", "team DVC remote")
     bare = tmp_path / "origin.git"
     run(["git", "init", "-q", "--bare", "--initial-branch=main", str(bare)], cwd=tmp_path)
     git(repo, "remote", "add", "origin", str(bare))
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "quick run")
-    dvc(repo, "push")
+    make(repo, venv, "push")
     git(repo, "push", "-q", "origin", "main")
+    dvc(repo, "exp", "push", "origin", "--all-commits")
 
-    # The teammate: clone, pull, and nothing is out of date or reruns.
-    clone = tmp_path / "teammate"
+    # The teammate, in another parent folder: clone, pull, and nothing is out of date or
+    # reruns.
+    clone = tmp_path / "bob" / "work" / "imdb-sentiment"
+    clone.parent.mkdir(parents=True)
     run(["git", "clone", "-q", str(bare), str(clone)], cwd=tmp_path)
-    dvc(clone, "remote", "modify", "--local", "local", "url", str(storage))
-    dvc(clone, "pull")
+    make(clone, venv, "pull")
     assert json.loads(dvc(clone, "status", "--json").stdout or "{}") == {}
     assert "Data and pipelines are up to date" in dvc(clone, "status").stdout
     rerun = dvc(clone, "repro")
     assert "Running stage" not in rerun.stdout, rerun.stdout
     assert (clone / "models/distilbert/model.safetensors").exists()
-    # Review works in the clone: a row per model and split, and no change against main.
+    # Review works in the clone: a row per model and split with no holes, and no change
+    # against main.
     shown = dvc(clone, "metrics", "show").stdout
     assert all(f"metrics/test/{name}.json" in shown for name in ("rf", "linear", "distilbert"))
     assert max(len(line) for line in shown.splitlines()) <= 120, shown  # fits a terminal
+    assert " - " not in shown and "-\n" not in shown, shown  # every file has every key
     assert dvc(clone, "metrics", "diff", "main").stdout.strip() == ""
+
+    # The experiment, shared: pulled, listed by `make runs` with the base model.
+    assert "quick" not in make(clone, venv, "runs").stdout
+    dvc(clone, "exp", "pull", "origin", "--all-commits")
+    runs = make(clone, venv, "runs").stdout
+    [row] = [line for line in runs.splitlines() if "[quick]" in line]
+    assert f"| {tiny_model_dir.name} " in row, runs
+
+
+def make(repo: Path, venv: Path, target: str) -> subprocess.CompletedProcess[str]:
+    """`make TARGET` in `repo` with this test's virtual environment (no install)."""
+    return run(["make", "-o", "install", target, f"VENV={venv}"], cwd=repo, timeout=600)

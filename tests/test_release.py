@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import PROJECT_ROOT, dvc, git, run
+from helpers import PROJECT_ROOT, dvc, git, run, set_params
 
 from imdb_sentiment.inference.scorer import load_scorer
 from imdb_sentiment.text.cutting import CutParams
@@ -43,6 +43,8 @@ def model_repo(tmp_path: Path, tiny_model_dir: Path) -> tuple[Path, Path]:
     dvc(repo, "remote", "add", "-d", "storage", str(tmp_path / "dvc-storage"))
     declared = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["artifacts"]
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"artifacts": declared}, sort_keys=False))
+    # The artifacts' desc names the base model, which DVC fills in from params.yaml.
+    shutil.copy2(PROJECT_ROOT / "params.yaml", repo / "params.yaml")
     model = repo / "models/distilbert"
     shutil.copytree(tiny_model_dir, model)
     cut = CutParams(max_length=64, head_tokens=16).model_dump()
@@ -53,6 +55,22 @@ def model_repo(tmp_path: Path, tiny_model_dir: Path) -> tuple[Path, Path]:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "tiny model")
     return repo, origin
+
+
+def test_the_registry_names_the_base_model_that_was_fine_tuned(
+    model_repo: tuple[Path, Path],
+) -> None:
+    repo, _ = model_repo
+    set_params(repo / "params.yaml", {"model.name": "./models/pretrained/all-MiniLM-L6-v2"})
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        artifacts = dvc_repo.artifacts.read()["dvc.yaml"]
+    for name in ("distilbert", "distilbert-onnx"):
+        assert artifacts[name].desc.startswith(
+            "./models/pretrained/all-MiniLM-L6-v2 fine-tuned on IMDb reviews"
+        ), artifacts[name].desc
+    assert artifacts["rf"].desc.startswith("RandomForest")
 
 
 def test_release_tags_a_version_that_artifacts_get_fetches_for_predict(

@@ -13,6 +13,8 @@ reference run's.
 
 from __future__ import annotations
 
+import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +38,7 @@ from dvc_helpers import (
     start_dvc,
     unpushed_outs,
 )
-from helpers import dvc, git
+from helpers import PROJECT_ROOT, dvc, git, run
 
 pytestmark = pytest.mark.e2e
 
@@ -144,7 +146,8 @@ def test_s3_remote_round_trip(
 
 def test_local_remote_round_trip(reference: Reference, tmp_path: Path) -> None:
     # The project's default remote is a folder beside the repository (committed in
-    # .dvc/config, relative to it), so two clones side by side share it with no setup.
+    # .dvc/config, relative to it), so two clones side by side on one machine share it with
+    # no setup: a trial; a team sets its own remote (the next test, and test_quickstart).
     origin = clone_with_cache(reference.repo, tmp_path / "origin")
     assert dvc(origin, "remote", "default").stdout.strip() == "local"
     storage = tmp_path / "imdb-sentiment-dvc-storage"
@@ -180,3 +183,23 @@ def test_interrupted_push_completes_when_rerun(
         clean_aws_env.setenv(key, value)
     # (The rebuild after the pull is the same as in the round trips above.)
     check_fresh_clone_pulls(origin, tmp_path / "clone", reference, rebuild=False)
+
+
+def test_a_clone_elsewhere_is_told_which_remote_it_cannot_reach(
+    reference: Reference, tmp_path: Path
+) -> None:
+    # The default remote is relative to the clone: one in another parent folder finds no
+    # folder there. `make pull` (scripts/remote.py) ends DVC's message with one line naming
+    # the remote and the folder it looked for.
+    origin = clone_with_cache(reference.repo, tmp_path / "alice" / "imdb-sentiment")
+    dvc(origin, "push")
+    teammate = clone(origin, tmp_path / "bob" / "work" / "imdb-sentiment")
+    (teammate / "scripts").mkdir()
+    shutil.copy2(PROJECT_ROOT / "scripts" / "remote.py", teammate / "scripts" / "remote.py")
+    pulled = run([sys.executable, "scripts/remote.py", "pull"], cwd=teammate, check=False)
+    assert pulled.returncode != 0
+    looked_for = tmp_path / "bob" / "work" / "imdb-sentiment-dvc-storage"
+    assert pulled.stderr.strip().splitlines()[-1] == (
+        f"error: dvc pull: remote 'local' is the folder {looked_for}, which this clone cannot "
+        "reach: set the team's remote, `dvc remote add -d team <url>` (README: Sharing)"
+    )

@@ -342,6 +342,30 @@ def test_runs_table_keeps_only_the_test_scores(project: Path) -> None:
         assert float(accuracy) == 0.5 * SCALES[name]
 
 
+def test_runs_lists_experiments_of_earlier_commits_with_the_base_model(
+    project: Path, tmp_path: Path
+) -> None:
+    # Once the workspace is committed (the README's sharing steps), the experiments' base
+    # commit is no longer HEAD, as for those a teammate pulls: they are still listed.
+    repo = tmp_path / "project"
+    shutil.copytree(project, repo, symlinks=True)
+    baseline = run(["git", "rev-parse", "--short", "HEAD"], repo).stdout.strip()
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(f"{params}model:\n  name: ./models/pretrained/MiniLM-L6\n")
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "keep big"], repo)
+    table = run(["bash", "scripts/runs.sh"], repo).stdout
+    caption, _, header, _, *rows = table.strip().splitlines()
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    assert columns == ["Experiment", "Created", "base model", "linear", "rf"], table
+    cells = {row.split("|")[1].strip(): row.split("|")[3].strip() for row in rows}
+    # The base model by its own name (the folder's), where the commit's params name one.
+    assert cells["workspace"] == "MiniLM-L6" and cells["main"] == "MiniLM-L6", table
+    assert baseline in cells, table
+    for name in ("small", "big"):
+        assert [row for row in rows if f"[{name}]" in row], table
+
+
 def load_script(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
     assert spec and spec.loader

@@ -42,6 +42,7 @@ from imdb_sentiment.classical.store import (
 from imdb_sentiment.classical.training import fit_pipeline, read_frame
 from imdb_sentiment.core.errors import StageError
 from imdb_sentiment.core.params import load_section
+from imdb_sentiment.evaluation.metrics import model_size_mb
 from imdb_sentiment.stages import train_linear, train_rf
 
 STAGES = {"rf": train_rf, "linear": train_linear}
@@ -65,6 +66,8 @@ def test_stage_trains_saves_and_reports(frame_project: Path, name: str) -> None:
     STAGES[name].main()
     model_path, metrics_path = outputs(frame_project, name)
     metrics = json.loads(metrics_path.read_text())
+    # The keys of the test metrics (one `dvc metrics show` table with no holes), the
+    # model's size as evaluate measures it.
     assert set(metrics) == {
         "accuracy",
         "precision",
@@ -72,7 +75,9 @@ def test_stage_trains_saves_and_reports(frame_project: Path, name: str) -> None:
         "f1",
         "roc_auc",
         "log_loss",
+        "size_mb",
     }
+    assert metrics["size_mb"] == model_size_mb(model_path.parent) > 0
     summary = json.loads((frame_project / f"summaries/train_{name}.json").read_text())
     assert summary["train_reviews"] == SPLIT_SIZES["train"] and summary["n_features"] > 0
     timings = json.loads((frame_project / f"timings/train_{name}.json").read_text())

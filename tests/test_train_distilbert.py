@@ -33,6 +33,7 @@ from helpers import (
 from huggingface_hub import ModelCard
 
 from imdb_sentiment.core.errors import StageError, run_stage
+from imdb_sentiment.evaluation.metrics import model_size_mb
 from imdb_sentiment.stages import prepare, tokenize
 from imdb_sentiment.stages import train_distilbert as stage
 from imdb_sentiment.transformer import arguments, fine_tune
@@ -247,7 +248,11 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(
     total_steps = steps_per_epoch * epochs
     metrics = run_record(tokenized_project)
     assert metrics["global_step"] == total_steps
-    assert set(metrics["validation"]) == {"accuracy", "precision", "recall", "f1", "log_loss"}
+    # The keys of the test metrics, so `dvc metrics show` has no holes; the base model by name.
+    assert set(metrics["validation"]) == {
+        *("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "size_mb")
+    }
+    assert metrics["base_model"] == tiny_model_dir.name
     assert metrics["validation"]["accuracy"] >= 0.7  # it learned (chance is 0.5)
     assert not any(TIMING_KEY.search(key) for key in metrics)
 
@@ -292,7 +297,8 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(
     assert f"\n# {tiny_model_dir.name} fine-tuned for IMDb sentiment\n" in card
     results = {r.metric_type: r.metric_value for r in ModelCard(card).data.eval_results}
     assert results["accuracy"] == round(metrics["validation"]["accuracy"], 6)
-    assert set(results) == {"accuracy", "precision", "recall", "f1", "log_loss"}
+    assert set(results) == {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}
+    assert metrics["validation"]["size_mb"] == model_size_mb(model_dir)
     assert str(tiny_model_dir) not in card
     assert not (tokenized_project / "checkpoints" / "distilbert").exists()
     # Its usage snippet cuts long reviews as training did: the same score as predict.
@@ -324,16 +330,38 @@ def test_trains_evaluates_each_epoch_saves_and_reloads(
     assert accuracy == metrics["validation"]["accuracy"]
     loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels)).item()
     assert loss == pytest.approx(metrics["validation"]["log_loss"], abs=1e-4)
+    from sklearn.metrics import roc_auc_score
+
+    p_valid = logits.softmax(-1)[:, 1].numpy()
+    roc_auc = roc_auc_score(labels, p_valid)
+    assert roc_auc == pytest.approx(metrics["validation"]["roc_auc"], abs=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("max_train_samples", "advice"),
+    [
+        (None, "`make quick` trains on a capped slice instead"),
+        # A run on a capped slice (`make quick`) is not told to run `make quick`.
+        (
+            1600,
+            "the training reviews are capped already; a smaller model (model.name, or "
+            "MODEL= for `make quick`) trains faster",
+        ),
+    ],
+)
 def test_a_long_cpu_run_says_how_long_once(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    max_train_samples: int | None,
+    advice: str,
 ) -> None:
     from types import SimpleNamespace
 
     from imdb_sentiment.transformer import progress
 
-    pace = progress.progress_callbacks("train_distilbert")[1]
+    pace = progress.progress_callbacks(
+        "train_distilbert", progress.slow_cpu_advice(max_train_samples)
+    )[1]
     clock = iter([100.0, 130.0])  # the start, then 3 steps later: 10 s a step
     monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
     args = SimpleNamespace(device=SimpleNamespace(type="cpu"))
@@ -345,7 +373,7 @@ def test_a_long_cpu_run_says_how_long_once(
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings == [
         "fine-tuning on a CPU: about 2.8 hours for 1003 steps at this pace (a GPU takes "
-        "minutes); `make quick` trains on a capped slice instead"
+        f"minutes); {advice}"
     ]
 
 

@@ -194,5 +194,15 @@ class NBEvidence(TransformerMixin, BaseEstimator):
 
 
 def pipeline_positive_proba(pipeline: Any, frame: pd.DataFrame) -> np.ndarray:
-    """P(positive) for every review of `frame` by a fitted classical pipeline."""
-    return np.asarray(pipeline.predict_proba(frame[list(INPUT_COLUMNS)])[:, 1], dtype=np.float64)
+    """P(positive) for every review of `frame` by a fitted classical pipeline, quietly: a
+    model's `verbose` is for its fit (a forest's would print joblib lines on every call)."""
+    estimator = pipeline.steps[-1][1]
+    verbose = getattr(estimator, "verbose", 0)
+    if verbose:
+        estimator.verbose = 0
+    try:
+        proba = pipeline.predict_proba(frame[list(INPUT_COLUMNS)])[:, 1]
+    finally:
+        if verbose:
+            estimator.verbose = verbose
+    return np.asarray(proba, dtype=np.float64)

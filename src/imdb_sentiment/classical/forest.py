@@ -34,7 +34,7 @@ class RFParams(NgramParams):
     max_samples: float | None = Field(0.5, gt=0, le=1)
     class_weight: Literal["balanced", "balanced_subsample"] | None = None
     # 0 is quiet; 1 logs the trees built as they finish.
-    verbose: int = Field(1, ge=0, le=3)
+    verbose: int = Field(0, ge=0, le=3)
 
     @field_validator("max_features")
     @classmethod

@@ -24,7 +24,7 @@ from imdb_sentiment.core.paths import (
     TOKENIZED_FRAME_DIR,
     VALIDATION_METRICS_DIR,
 )
-from imdb_sentiment.evaluation.metrics import classification_metrics
+from imdb_sentiment.evaluation.metrics import classification_metrics, model_size_mb
 
 log = logging.getLogger("imdb_sentiment.classical")
 
@@ -112,6 +112,8 @@ def train_and_save(pipeline: Pipeline, name: str, what: str) -> None:
     outs = (model_dir, metrics_file, summary_file, timings_file)
     with atomic_outputs(*outs) as (tmp_dir, tmp_metrics, tmp_summary, tmp_timings):
         save_classical_model(pipeline, tmp_dir)
+        # The keys of the test metrics: the model's size too.
+        metrics["size_mb"] = model_size_mb(tmp_dir)
         tmp_metrics.write_text(json_text(metrics), encoding="utf-8")
         tmp_summary.write_text(json_text(summary), encoding="utf-8")
         tmp_timings.write_text(json_text(timings), encoding="utf-8")

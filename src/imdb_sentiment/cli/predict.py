@@ -3,6 +3,7 @@
     python -m imdb_sentiment.cli.predict "A wonderful film." "Two hours I will never get back."
     imdb-predict --file reviews.txt                  # one review per line
     imdb-predict --file reviews.parquet --column review --format jsonl --output out.jsonl
+    imdb-predict --file reviews.csv --format parquet --output scores.parquet
     cat reviews.txt | imdb-predict --model rf --format csv
 
 DistilBERT (the default, `models/distilbert`, or any folder `dvc artifacts get` fetched)
@@ -15,11 +16,14 @@ beside its text: those come from the tokenizer of `model.name` in params.yaml, t
 `prepare` cleaned the training reviews.
 
 Output: one row per review with its input position (`index`, from 1), `label`
-(NEGATIVE/POSITIVE), `score` (the probability of that label) and `p_positive`. An empty
-review, one that is not valid UTF-8 or not text, or one longer than
-`predict.max_review_chars` (params.yaml), gets one `error:` line on stderr and no row; the
-others are still scored and the exit status is 1. `--output` is written whole or not at
-all, and never over a folder, a device, a FIFO or the `--file` being read.
+(NEGATIVE/POSITIVE), `score` (the probability of that label) and `p_positive`; in CSV,
+JSON lines and Parquet also the cleaned `review` and every other column of a CSV or
+Parquet `--file` (an `id`, say; one named like an output column is written
+`input_<name>`), so the scores join back to the input. An empty review, one that is not
+valid UTF-8 or not text, or one longer than `predict.max_review_chars` (params.yaml), gets
+one `error:` line on stderr and no row; the others are still scored and the exit status is
+1. `--output` is written whole or not at all, and never over a folder, a device, a FIFO or
+the `--file` being read; Parquet needs it.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from imdb_sentiment.text.reviews import (
 log = logging.getLogger("imdb_sentiment.predict")
 
 
-FORMATS = ("table", "jsonl", "csv")
+FORMATS = ("table", "jsonl", "csv", "parquet")
 
 
 def result_rows(
@@ -114,12 +118,16 @@ def check_output(output: Path | None, file: str | None) -> None:
         raise StageError(f"--output {output}: is the --file being read; name another file")
 
 
-def write_output(text: str, output: Path | None) -> None:
-    """Write `text` to stdout, or atomically to `output` (all of it, or nothing)."""
+def write_output(text: str | bytes, output: Path | None) -> None:
+    """Write `text` to stdout, or atomically to `output` (all of it, or nothing); bytes
+    (Parquet) only to `output`."""
     if output is not None:
         try:
             with atomic_path(output) as tmp:
-                tmp.write_text(text, encoding="utf-8")
+                if isinstance(text, bytes):
+                    tmp.write_bytes(text)
+                else:
+                    tmp.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise StageError(f"--output {output}: cannot write ({exc.strerror or exc})") from exc
         return
@@ -137,6 +145,8 @@ def write_output(text: str, output: Path | None) -> None:
 def predict(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise StageError(f"--batch-size {args.batch_size}: must be at least 1")
+    if args.format == "parquet" and args.output is None:
+        raise StageError("--format parquet writes a file: pass --output FILE")
     params = load_params() if PARAMS_FILE.exists() else {}
     cleaning = load_subset(params, "prepare", CleaningParams)
     limits = load_section(params, "predict", PredictParams)
@@ -164,7 +174,7 @@ def predict(args: argparse.Namespace) -> None:
             tokenizer_param=tokenizer_param,
         )
         rows = result_rows(positions, texts, scorer.proba(texts))
-    write_output(format_rows(rows, args.format), args.output)
+    write_output(format_rows(rows, args.format, reviews.carried), args.output)
     skipped = len(reviews.texts) - len(texts)
     if skipped:
         empty = skipped - len(reviews.bad)

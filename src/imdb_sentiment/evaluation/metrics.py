@@ -4,6 +4,8 @@ loads its metrics from the Hub, so it cannot run offline).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -53,3 +55,10 @@ def classification_metrics(
             log_loss(labels, np.clip(positive_proba, 1e-15, 1 - 1e-15), labels=[0, 1])
         ),
     }
+
+
+def model_size_mb(model_dir: Path) -> float:
+    """Size on disk of every file in `model_dir`, in MB (10^6 bytes): every metrics file's
+    `size_mb`, so that validation and test rows have the same keys."""
+    total = sum(path.stat().st_size for path in Path(model_dir).rglob("*") if path.is_file())
+    return round(total / 1e6, 3)

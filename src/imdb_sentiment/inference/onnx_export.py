@@ -163,16 +163,34 @@ def quantize(fp32: Path, int8: Path, per_channel: bool, reduce_range: bool) -> N
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(fp32),
-        str(int8),
-        weight_type=QuantType.QInt8,
-        per_channel=per_channel,
-        reduce_range=reduce_range,
-        # The fused operators (Attention, ...) are outside ONNX's shape inference: their
-        # outputs are float32.
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    # Its advice to pre-process the graph first is for graphs not optimised yet; this one
+    # was, by `optimize`, so the advice is left out of the stage's output.
+    advice = _DropMessage("Please consider to run pre-processing before quantization")
+    logging.getLogger().addFilter(advice)
+    try:
+        quantize_dynamic(
+            str(fp32),
+            str(int8),
+            weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            # The fused operators (Attention, ...) are outside ONNX's shape inference: their
+            # outputs are float32.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    finally:
+        logging.getLogger().removeFilter(advice)
+
+
+class _DropMessage(logging.Filter):
+    """Drops the records whose message starts with `start`."""
+
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.start)
 
 
 def max_logit_difference(model: Any, session: Any, tokenizer: Any) -> float:

@@ -67,12 +67,6 @@ def evaluated_model_dir(name: str) -> Path:
     return ONNX_DIR if name == INT8_MODEL else MODELS_DIR / name
 
 
-def model_size_mb(model_dir: Path) -> float:
-    """Size on disk of every file in `model_dir`, in MB (10^6 bytes)."""
-    total = sum(path.stat().st_size for path in model_dir.rglob("*") if path.is_file())
-    return round(total / 1e6, 3)
-
-
 def read_test_frame() -> pd.DataFrame:
     path = TOKENIZED_FRAME_DIR / "test.parquet"
     if not path.exists():

@@ -42,7 +42,7 @@ from imdb_sentiment.core.paths import (
     TIMINGS_DIR,
 )
 from imdb_sentiment.evaluation.errors_report import confident_errors, errors_markdown
-from imdb_sentiment.evaluation.metrics import classification_metrics
+from imdb_sentiment.evaluation.metrics import classification_metrics, model_size_mb
 from imdb_sentiment.evaluation.plots import write_plot_data
 from imdb_sentiment.evaluation.predictions import write_predictions
 from imdb_sentiment.inference.onnx_backend import int8_size_mb
@@ -52,7 +52,6 @@ from imdb_sentiment.inference.test_split import (
     TRANSFORMER_MODEL,
     EvaluateParams,
     evaluated_model_dir,
-    model_size_mb,
     read_test_frame,
     score_test_split,
 )

@@ -33,7 +33,11 @@ from imdb_sentiment.core.paths import (
     TOKENIZED_HF_DIR,
 )
 from imdb_sentiment.text.cutting import TOKENIZE_CONFIG_NAME, CutParams
-from imdb_sentiment.text.tokenizing import TokenizeParams, tokenize_splits
+from imdb_sentiment.text.tokenizing import (
+    TokenizeParams,
+    datasets_progress_off,
+    tokenize_splits,
+)
 from imdb_sentiment.transformer.loading import load_tokenizer
 
 log = logging.getLogger("imdb_sentiment.tokenize")
@@ -69,7 +73,8 @@ def main() -> None:
         (out_dir / TOKENIZED_FRAME_DIR.name).mkdir(parents=True)
         for split, frame in tokenized.frames.items():
             frame.to_parquet(out_dir / TOKENIZED_FRAME_DIR.name / f"{split}.parquet", index=False)
-        tokenized.datasets.save_to_disk(str(out_dir / TOKENIZED_HF_DIR.name))
+        with datasets_progress_off():
+            tokenized.datasets.save_to_disk(str(out_dir / TOKENIZED_HF_DIR.name))
         (out_dir / TOKENIZE_CONFIG_NAME).write_text(
             json.dumps({"model_name": model.name, **cut}, indent=2) + "\n", encoding="utf-8"
         )

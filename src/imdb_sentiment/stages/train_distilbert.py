@@ -31,6 +31,7 @@ from imdb_sentiment.transformer.model_card import (
     check_hub_push,
     training_data_context,
 )
+from imdb_sentiment.transformer.progress import slow_cpu_advice
 
 
 def main() -> None:
@@ -44,7 +45,9 @@ def main() -> None:
     launched = "LOCAL_RANK" in os.environ  # under torchrun / accelerate launch already
     if config.num_processes > 1 and not launched:
         relaunch_with_torchrun(config.num_processes)
-    fine_tune(config, seed, model.name, card_context=card_context)
+    # On a CPU, a long run's warning suggests a capped slice, unless the data is capped.
+    advice = slow_cpu_advice(card_context["prepare"].get("max_train_samples"))
+    fine_tune(config, seed, model.name, card_context=card_context, cpu_advice=advice)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 Input may be anything: arguments, stdin, a text, CSV or Parquet file, in any encoding. A
 review that is not valid UTF-8, not text (a number in a Parquet column) or longer than
 `predict.max_review_chars` becomes a *bad row*, reported in one line and not scored; the
-others are still scored. Output is safe to show and to open: every string cell of every
-format is cleared of terminal control characters (replaced by a space in the table and
-the CSV, escaped as `\\uXXXX` in JSON lines, which keep the exact text), and a CSV cell
-that a spreadsheet would run as a formula is quoted with a leading `'`.
+others are still scored. A CSV or Parquet file's other columns (an `id`, say) are carried
+to the CSV, JSON lines and Parquet output, so scores join back to their rows. Output is
+safe to show and to open: every string cell of the table, the CSV and JSON lines is
+cleared of terminal control characters (replaced by a space in the table and the CSV,
+escaped as `\\uXXXX` in JSON lines, which keep the exact text), and a CSV cell that a
+spreadsheet would run as a formula is quoted with a leading `'`.
 """
 
 from __future__ import annotations
@@ -38,8 +40,6 @@ CONTROL = re.compile(
 )
 # Spreadsheets run a cell that starts with these as a formula (OWASP's CSV injection list).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-# The columns of predict's output, in order.
-ROW_COLUMNS = ("index", "label", "score", "p_positive", "review")
 
 
 class PredictParams(Params):
@@ -50,14 +50,21 @@ class PredictParams(Params):
     max_review_chars: int = Field(100_000, ge=1)
 
 
+# The columns predict writes for each review; a carried input column of one of these names
+# is written as `input_<name>`.
+SCORE_COLUMNS = ("index", "label", "score", "p_positive", "review")
+
+
 @dataclass
 class Reviews:
-    """Reviews in input order; `bad` maps a position (from 0) to why it cannot be scored."""
+    """Reviews in input order; `bad` maps a position (from 0) to why it cannot be scored;
+    `carried` holds a CSV or Parquet file's other columns, indexed by position."""
 
     texts: list[str] = field(default_factory=list)
     bad: dict[int, str] = field(default_factory=dict)
     # How many of the bad ones are longer than predict.max_review_chars.
     too_long: int = 0
+    carried: pd.DataFrame | None = None
 
     def add(self, value: Any) -> None:
         position = len(self.texts)
@@ -131,8 +138,12 @@ def read_reviews(texts: Sequence[str], file: str | None, column: str, stdin: Any
     dtype = frame[column].dtype
     if not (pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)):
         raise StageError(f"{file}: column {column!r} holds {dtype}, not text")
+    start = len(reviews.texts)
     for value in frame[column].tolist():
         reviews.add(value)
+    carried = frame.drop(columns=[column])
+    if len(carried.columns):
+        reviews.carried = carried.set_axis(range(start, start + len(frame)), axis="index")
     return reviews
 
 
@@ -155,27 +166,57 @@ def spreadsheet_safe(value: Any) -> Any:
     return value
 
 
+def _json_value(value: Any) -> Any:
+    """A carried cell JSON has no type for: numpy scalars and arrays, dates, bytes."""
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
 def json_line(row: dict[str, Any]) -> str:
     """One row as a line of JSON: UTF-8 text kept as it is, but every control character,
     line or paragraph separator and bidi override escaped (JSON escapes only C0 itself),
     so the line shows safely and survives any line splitter."""
-    line = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+    line = json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=_json_value)
     return CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", line) + "\n"
 
 
-def format_rows(rows: list[dict[str, Any]], fmt: str, columns: Sequence[str] = ROW_COLUMNS) -> str:
-    """The rows as an aligned table, JSON lines or CSV (the last two with every column and
-    the full text); every string cell of every column is made safe to show."""
+def output_frame(rows: list[dict[str, Any]], carried: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The scored rows as one table: `index`, the input's carried columns at the rows'
+    positions (a name predict writes itself gets the prefix `input_`), then `label`,
+    `score`, `p_positive` and `review`. Missing cells are None."""
+    frame = pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
+    if carried is None or carried.empty:
+        return frame
+    kept = carried.reindex([row["index"] - 1 for row in rows])
+    kept = kept.rename(columns=lambda name: f"input_{name}" if name in SCORE_COLUMNS else name)
+    kept = kept.astype(object).where(kept.notna(), None).reset_index(drop=True)
+    return pd.concat([frame[["index"]], kept, frame[list(SCORE_COLUMNS[1:])]], axis=1)
+
+
+def format_rows(
+    rows: list[dict[str, Any]], fmt: str, carried: pd.DataFrame | None = None
+) -> str | bytes:
+    """The rows as an aligned table, JSON lines, CSV or Parquet (bytes); all but the table
+    with the full text and the input's `carried` columns."""
+    frame = output_frame(rows, carried)
+    if fmt == "parquet":
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        return buffer.getvalue()
     if fmt == "jsonl":
-        return "".join(json_line(row) for row in rows)
+        return "".join(json_line(row) for row in frame.to_dict("records"))
     if fmt == "csv":
-        frame = pd.DataFrame(rows, columns=list(columns))
         # Every text cell quoted: a lone \r in an unquoted cell would end the row for any
         # CSV reader (only \n, the line terminator, makes the writer quote by itself).
         body = frame.map(lambda cell: spreadsheet_safe(display_safe(cell))).to_csv(
             index=False, header=False, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC
         )
-        return ",".join(display_safe(str(name)) for name in columns) + "\n" + body
+        return ",".join(display_safe(str(name)) for name in frame.columns) + "\n" + body
     lines = [f"{'#':>5}  {'label':<8}  {'score':>6}  review"]
     for row in rows:
         lines.append(

@@ -8,7 +8,8 @@ have no length limit) and its ids cut and framed by `text.cutting` (for the tran
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,21 @@ def tokenize_texts(
     return columns
 
 
+@contextmanager
+def datasets_progress_off() -> Iterator[None]:
+    """The datasets library's own progress bars off (casting, saving: internal steps of a
+    second, whose bars would outnumber the stage's own)."""
+    import datasets
+
+    enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if enabled:
+            datasets.enable_progress_bars()
+
+
 @dataclass
 class TokenizedSplits:
     """What `tokenize` writes: a frame per split for the classical models, the transformer's
@@ -126,7 +142,8 @@ def tokenize_splits(
                 "n_tokens": n_tokens,
             }
         )
-        splits[split] = mapped.select_columns(list(features)).cast(features)
+        with datasets_progress_off():
+            splits[split] = mapped.select_columns(list(features)).cast(features)
         summary[split] = {
             "reviews": len(frame),
             "mean_tokens": round(float(n_tokens.mean()), 2),

@@ -53,8 +53,8 @@ class TrainParams(Params):
     # Batches of reviews of similar length (less padding); eval batches sorted by length.
     group_by_length: bool = True
     eval_group_by_length: bool = True
-    # Reduce logits to the predicted label on the device, before they are gathered.
-    argmax_logits: bool = True
+    # Reduce logits to P(positive) on the device, before they are gathered.
+    reduce_logits: bool = True
     # Processes that train together (one per GPU); > 1 relaunches the stage under torchrun.
     num_processes: int = Field(1, ge=1)
     push_to_hub: bool = False
@@ -67,7 +67,7 @@ PROJECT_KEYS = {
     "mixed_precision",
     "group_by_length",
     "eval_group_by_length",
-    "argmax_logits",
+    "reduce_logits",
     "num_processes",
     "push_to_hub",
     "hub_model_id",

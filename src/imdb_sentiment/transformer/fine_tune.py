@@ -26,6 +26,7 @@ from imdb_sentiment.core.paths import (
     TOKENIZED_HF_DIR,
     VALIDATION_METRICS_DIR,
 )
+from imdb_sentiment.evaluation.metrics import model_size_mb
 from imdb_sentiment.text.cutting import IdCutter, check_fits_model, read_cut_config
 from imdb_sentiment.transformer.arguments import TrainParams, build_training_arguments
 from imdb_sentiment.transformer.checkpoints import (
@@ -48,7 +49,11 @@ from imdb_sentiment.transformer.model_card import (
     push_model,
     usage_snippet,
 )
-from imdb_sentiment.transformer.progress import use_labelled_progress, without_load_report
+from imdb_sentiment.transformer.progress import (
+    FULL_DATA_ADVICE,
+    use_labelled_progress,
+    without_load_report,
+)
 from imdb_sentiment.transformer.trainer import METRIC_NAMES, build_trainer
 
 log = logging.getLogger("imdb_sentiment.train_distilbert")
@@ -70,11 +75,12 @@ def fine_tune(
     summary_file: Path = SUMMARY_FILE,
     live_dir: Path = LIVE_DIR,
     card_context: dict[str, Any] | None = None,
+    cpu_advice: str = FULL_DATA_ADVICE,
     **argument_overrides: Any,
 ) -> dict[str, Any]:
     """Fine-tune, save the model, its card, the validation metrics and the summary; return
     both plus the training throughput (`train_runtime`, `train_samples_per_second`, not
-    written)."""
+    written). `cpu_advice` ends the warning a slow CPU run gives (`progress.slow_cpu_advice`)."""
     import torch
     from transformers import set_seed
 
@@ -136,12 +142,12 @@ def fine_tune(
         tokenizer,
         group_by_length=config.group_by_length,
         eval_group_by_length=config.eval_group_by_length,
-        argmax_before_gather=config.argmax_logits,
+        reduce_before_gather=config.reduce_logits,
         train_dataset=splits["train"].select_columns(columns),
         eval_dataset=splits["validation"].select_columns(columns),
         callbacks=[live_callback(live_dir), stamp_callback(fingerprint)],
     )
-    use_labelled_progress(trainer, "train_distilbert")
+    use_labelled_progress(trainer, "train_distilbert", cpu_advice)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     chosen = chosen_metrics(trainer.state, args.load_best_model_at_end)
@@ -158,7 +164,11 @@ def fine_tune(
             training={"seed": seed, **settings},
             usage=usage_snippet(tokenize, cutter.prefix, cutter.suffix),
         )
-        summary = {key: value for key, value in metrics.items() if key != "validation"}
+        # The base model by name, beside the model in `make results` and `make runs`.
+        summary = {
+            "base_model": base_model_name(model_name),
+            **{key: value for key, value in metrics.items() if key != "validation"},
+        }
         # No out is replaced until all of them are written.
         outs = (model_dir, metrics_file, summary_file)
         with atomic_outputs(*outs) as (tmp_model, tmp_metrics, tmp_summary):
@@ -166,6 +176,8 @@ def fine_tune(
             tokenizer.save_pretrained(tmp_model)
             shutil.copy2(tokenize_config_file, tmp_model / tokenize_config_file.name)
             (tmp_model / "README.md").write_text(card, encoding="utf-8")
+            # The keys of the test metrics: the model folder's size too.
+            metrics["validation"]["size_mb"] = model_size_mb(tmp_model)
             tmp_metrics.write_text(json_text(metrics["validation"]), encoding="utf-8")
             tmp_summary.write_text(json_text(summary), encoding="utf-8")
         log.info("validation: %s; wrote %s, %s and %s", metrics["validation"], *outs)

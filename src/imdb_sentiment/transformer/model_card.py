@@ -24,7 +24,7 @@ from imdb_sentiment.text.cleaning import CleaningParams
 
 log = logging.getLogger("imdb_sentiment.model_card")
 
-METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "log_loss")
+METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 # The prepare keys that shape the training reviews (besides the cleaning ones).
 TRAINING_DATA_KEYS = (
     "drop_duplicates",

@@ -17,6 +17,18 @@ log = logging.getLogger("imdb_sentiment.train_distilbert")
 # Steps timed before the estimate, and the longest CPU run that needs no warning.
 PACE_STEPS = 3
 QUIET_SECONDS = 15 * 60
+# What the CPU warning suggests: a capped slice for a run on all the data; for a run on a
+# slice already (`make quick`, or prepare.max_train_samples set), a smaller model.
+FULL_DATA_ADVICE = "`make quick` trains on a capped slice instead"
+CAPPED_DATA_ADVICE = (
+    "the training reviews are capped already; a smaller model (model.name, or MODEL= for "
+    "`make quick`) trains faster"
+)
+
+
+def slow_cpu_advice(max_train_samples: int | None) -> str:
+    """What the CPU warning suggests, for a run on all the data or on a capped slice."""
+    return FULL_DATA_ADVICE if max_train_samples is None else CAPPED_DATA_ADVICE
 
 
 def _duration(seconds: float) -> str:
@@ -25,7 +37,7 @@ def _duration(seconds: float) -> str:
     return f"{max(1, round(seconds / 60))} minutes"
 
 
-def progress_callbacks(stage: str) -> list[Any]:
+def progress_callbacks(stage: str, advice: str = FULL_DATA_ADVICE) -> list[Any]:
     """Callbacks that replace the Trainer's unlabelled progress bar (built lazily so that
     importing this module does not import transformers)."""
     from transformers import ProgressCallback, TrainerCallback
@@ -70,20 +82,21 @@ def progress_callbacks(stage: str) -> list[Any]:
             if left > QUIET_SECONDS:
                 log.warning(
                     "fine-tuning on a CPU: about %s for %d steps at this pace (a GPU takes "
-                    "minutes); `make quick` trains on a capped slice instead",
+                    "minutes); %s",
                     _duration(left),
                     state.max_steps,
+                    advice,
                 )
 
     return [LabelledProgress(), CpuPace()]
 
 
-def use_labelled_progress(trainer: Any, stage: str) -> None:
-    """Swap the Trainer's unlabelled progress bar for `progress_callbacks(stage)`."""
+def use_labelled_progress(trainer: Any, stage: str, advice: str = FULL_DATA_ADVICE) -> None:
+    """Swap the Trainer's unlabelled progress bar for `progress_callbacks(stage, advice)`."""
     from transformers import ProgressCallback
 
     trainer.remove_callback(ProgressCallback)
-    for callback in progress_callbacks(stage):
+    for callback in progress_callbacks(stage, advice):
         trainer.add_callback(callback)
 
 

@@ -2,7 +2,7 @@
 
 - the samplers of `transformer.samplers` (length-grouped, seeded per epoch);
 - dynamic padding, with the columns the samplers read dropped before the model;
-- the argmax taken on the device before predictions are gathered;
+- the logits reduced to P(positive) on the device before predictions are gathered;
 - the loss of a sequence classifier left as the model computes it (see ProjectTrainer).
 """
 
@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from imdb_sentiment.evaluation.metrics import label_metrics
+from imdb_sentiment.evaluation.metrics import classification_metrics, positive_proba
 from imdb_sentiment.transformer.samplers import EpochSeededLengthGroupedSampler, LengthSortedSampler
 
-METRIC_NAMES = ("accuracy", "precision", "recall", "f1")
+# The validation metrics the Trainer computes; its eval loss is the log loss.
+METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
 
 class ModelInputCollator:
@@ -32,22 +33,25 @@ class ModelInputCollator:
         return self.pad([{k: v for k, v in f.items() if k in keep} for f in features])
 
 
-def argmax_logits(logits: Any, labels: Any) -> Any:
-    """preprocess_logits_for_metrics: keep the predicted label only, before gathering."""
+def reduce_logits(logits: Any, labels: Any) -> Any:
+    """preprocess_logits_for_metrics: keep P(positive) only (one number per review, from
+    which the label and ROC AUC follow), before gathering."""
     if isinstance(logits, tuple):
         logits = logits[0]
-    return logits.argmax(dim=-1)
+    return logits.float().softmax(dim=-1)[:, 1]
 
 
 def compute_metrics(eval_pred: Any) -> dict[str, float]:
-    """The Trainer's validation metrics: `evaluation.metrics.label_metrics` of its labels."""
+    """The Trainer's validation metrics: `evaluation.metrics.classification_metrics` of
+    P(positive), less the log loss (the Trainer's eval loss) and an undefined ROC AUC."""
     predictions = eval_pred.predictions
     if isinstance(predictions, tuple):
         predictions = predictions[0]
     predictions = np.asarray(predictions)
-    if predictions.ndim == 2:  # full logits (train.argmax_logits: false)
-        predictions = predictions.argmax(axis=-1)
-    return label_metrics(eval_pred.label_ids, predictions)
+    if predictions.ndim == 2:  # full logits (train_distilbert.reduce_logits: false)
+        predictions = positive_proba(predictions)
+    metrics = classification_metrics(eval_pred.label_ids, predictions)
+    return {name: metrics[name] for name in METRIC_NAMES if metrics[name] is not None}
 
 
 def make_trainer_class() -> type:
@@ -94,12 +98,13 @@ def build_trainer(
     *,
     group_by_length: bool = True,
     eval_group_by_length: bool = True,
-    argmax_before_gather: bool = True,
+    reduce_before_gather: bool = True,
     train_dataset: Any = None,
     eval_dataset: Any = None,
     callbacks: list[Any] | None = None,
 ) -> Any:
-    """The project's Trainer: dynamic padding, length-grouped batches, argmax before gather."""
+    """The project's Trainer: dynamic padding, length-grouped batches, P(positive) before
+    gather."""
     pad_multiple = 8 if (args.bf16 or args.fp16) else None  # tensor cores like multiples of 8
     return make_trainer_class()(
         model=model,
@@ -111,6 +116,6 @@ def build_trainer(
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
-        preprocess_logits_for_metrics=argmax_logits if argmax_before_gather else None,
+        preprocess_logits_for_metrics=reduce_logits if reduce_before_gather else None,
         callbacks=callbacks,
     )
