@@ -104,11 +104,12 @@ VERSION ?=
 release: install
 	@scripts/release.sh "$$NAME" "$$VERSION"
 
-# `make report`: the tables a reviewer pastes into a pull request: metrics and params of
-# the workspace against main (or REV=<commit, branch, tag or DVC experiment name>).
+# `make report`: the tables a reviewer pastes into a pull request: each model's test accuracy
+# compared review by review (with its noise), metrics and params of the workspace against
+# main (or REV=<commit, branch, tag or DVC experiment name>) (scripts/report.py).
 REV ?= main
 report: install
-	@scripts/report.sh "$$REV"
+	@python scripts/report.py "$$REV"
 
 # `make runs`: the experiments of the current commit and of every commit experiments were
 # run from (pulled ones too), one row each, with the base model and each model's test

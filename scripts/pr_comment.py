@@ -3,12 +3,12 @@
     python scripts/pr_comment.py REV --pr NUMBER [--plots-url URL] [--output FILE]
     python scripts/pr_comment.py REV --output FILE        (writes the body, posts nothing)
 
-The body is exactly what `scripts/report.sh REV` prints (the metrics and params tables of the
-workspace against REV: a commit, branch, tag or DVC experiment name), plus a link to the
-plots when --plots-url is given. With --pr it is posted with the GitHub CLI, which edits
-the last comment the token's user left on that pull request, or creates one the first time:
-later pushes update the comment in place instead of adding one each. `gh` reads its token
-from GH_TOKEN.
+The body is exactly what `scripts/report.py REV` prints (the test-accuracy table with its
+significance, the metrics and params tables of the workspace against REV: a commit, branch,
+tag or DVC experiment name), plus a link to the plots when --plots-url is given. With --pr
+it is posted with the GitHub CLI, which edits the last comment the token's user left on that
+pull request, or creates one the first time: later pushes update the comment in place
+instead of adding one each. `gh` reads its token from GH_TOKEN.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPORT_SCRIPT = Path(__file__).resolve().parent / "report.sh"
+REPORT_SCRIPT = Path(__file__).resolve().parent / "report.py"
 # GitHub refuses comments over 65,536 characters; the job log keeps the whole report.
 MAX_COMMENT_CHARS = 65_000
 
@@ -29,8 +29,10 @@ class CommentError(Exception):
 
 
 def report(rev: str) -> str:
-    """What `scripts/report.sh REV` prints."""
-    result = subprocess.run(["bash", str(REPORT_SCRIPT), rev], capture_output=True, text=True)
+    """What `scripts/report.py REV` prints."""
+    result = subprocess.run(
+        [sys.executable, str(REPORT_SCRIPT), rev], capture_output=True, text=True
+    )
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines() or [f"exit status {result.returncode}"]
         raise CommentError(lines[-1].removeprefix("error: "))

@@ -114,6 +114,8 @@ os.environ.update(OFFLINE_ENV)
 # and the project's shell scripts (each runs dvc or make).
 PIPELINE_PROGRAMS = {"dvc", "make", "torchrun", "imdb-predict", "imdb-score"}
 PIPELINE_MODULES = ("imdb_sentiment.", "dvc", "torch.distributed.run")
+# The Python scripts that run dvc (the shell scripts in scripts/ all count).
+PIPELINE_SCRIPTS = {"report.py", "pr_comment.py", "plots_png.py"}
 
 
 def pipeline_process(args: Any) -> str | None:
@@ -127,7 +129,11 @@ def pipeline_process(args: Any) -> str | None:
         module = argv[argv.index("-m") + 1]
         if module.startswith(PIPELINE_MODULES) and module != "dvc_helpers":
             return f"python -m {module}"
-    scripts = [arg for arg in argv[:2] if arg.endswith(".sh") and "scripts/" in arg]
+    scripts = [
+        arg
+        for arg in argv[:2]
+        if "scripts/" in arg and (arg.endswith(".sh") or Path(arg).name in PIPELINE_SCRIPTS)
+    ]
     return scripts[0] if scripts else None
 
 
@@ -307,6 +313,8 @@ def write_frames(root: Path, frames: dict[str, pd.DataFrame] | None = None) -> N
         }
     for split, frame in frames.items():
         frame = frame.copy()
+        if "review_id" not in frame:
+            frame.insert(0, "review_id", np.arange(len(frame), dtype=np.int64))
         frame["tokens"] = [tokens_of(text) for text in frame["text"]]
         frame["n_tokens"] = np.asarray([len(t.split()) for t in frame["tokens"]], np.int32)
         frame.to_parquet(frame_dir / f"{split}.parquet", index=False)

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
-from dvc_helpers import Reference, clone_with_cache, pipeline_stages
+from dvc_helpers import Reference, clone_with_cache, declared_outs, pipeline_stages, stage_specs
 from evaluate_workspace import build_workspace, chdir
 from helpers import PROJECT_ROOT, dvc, read_test_metrics, run, set_params
 
-from imdb_sentiment.core.errors import StageError
+from imdb_sentiment.core.errors import StageError, run_stage
 from imdb_sentiment.core.params import load_section
 from imdb_sentiment.evaluation import errors_report
+from imdb_sentiment.evaluation import predictions as predictions_module
 from imdb_sentiment.evaluation.metrics import positive_proba
 from imdb_sentiment.evaluation.plots import accuracy_by_length, curve_frames
 from imdb_sentiment.inference import test_split
@@ -39,9 +41,7 @@ METRIC_KEYS = {
     "size_mb",
 }
 PLOT_TITLES = (
-    "RandomForest: confusion matrix (test)",
-    "Linear (NB-LR): confusion matrix (test)",
-    "DistilBERT: confusion matrix (test)",
+    "Confusion matrices (test)",
     "ROC curve (test)",
     "Precision-recall curve (test)",
     "Accuracy by review length (test)",
@@ -243,16 +243,46 @@ def test_a_bad_evaluate_param_stops_with_one_line(workspace: Path) -> None:
 
 @pytest.mark.e2e
 def test_a_missing_model_stops_evaluate_with_one_line(workspace: Path, tmp_path: Path) -> None:
-
     copy = tmp_path / "project"
     shutil.copytree(workspace, copy)
     shutil.rmtree(copy / "models/linear")
-    result = run([sys.executable, "-m", "imdb_sentiment.stages.evaluate"], cwd=copy, check=False)
+    evaluate_linear = [sys.executable, "-m", "imdb_sentiment.stages.evaluate", "linear"]
+    result = run(evaluate_linear, cwd=copy, check=False)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "error: models/linear is missing: run `dvc repro` to train it first"
     )
-    assert not (copy / "metrics/test").exists()
+    assert not any((copy / out).exists() for out in evaluate.model_outputs("linear"))
+
+
+def test_an_unknown_model_name_stops_evaluate_with_one_line(
+    in_tmp_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        run_stage(lambda: evaluate.main(["rf", "bert"]))
+    assert capsys.readouterr().err.strip() == (
+        "error: evaluate: no model named 'bert' (valid: rf, linear, distilbert, distilbert_int8)"
+    )
+
+
+def test_each_evaluate_stage_declares_the_model_it_scores_and_the_outs_it_writes() -> None:
+    """dvc.yaml's foreach items against the stage's code: a model folder or an out that
+    dvc.yaml does not name would leave `evaluate@MODEL` stale or its outs untracked."""
+    specs = stage_specs(PROJECT_ROOT)
+    outs = declared_outs(PROJECT_ROOT)
+    stages = {name.split("@")[1]: name for name in specs if name.startswith("evaluate@")}
+    assert sorted(stages) == sorted(test_split.EVALUATED_MODELS)
+    for model, stage in stages.items():
+        assert specs[stage]["cmd"] == f"python -m imdb_sentiment.stages.evaluate {model}"
+        data = [dep for dep in specs[stage]["deps"] if not dep.startswith("src/")]
+        assert test_split.evaluated_model_dir(model).as_posix() in data, stage
+        tokenized = "data/tokenized" if model.startswith("distilbert") else "data/tokenized/frame"
+        assert tokenized in data and len(data) == 2, (stage, data)
+        assert set(outs[stage]) == {p.as_posix() for p in evaluate.model_outputs(model)}
+        # The predictions are cached and pushed by DVC; the rest is small and kept in Git.
+        assert {path for path, flags in outs[stage].items() if flags["cache"]} == {
+            f"predictions/test/{model}.parquet"
+        }
 
 
 # --- evaluate's outputs ---------------------------------------------------------------
@@ -267,9 +297,9 @@ def test_evaluate_writes_one_flat_scorecard_per_model(evaluated: Path) -> None:
             assert 0.0 <= metrics[key] <= 1.0, (name, key)
         assert metrics["log_loss"] > 0 and metrics["size_mb"] > 0
     # Times are kept apart from the quality metrics (timings/ is no DVC metric).
-    timings = json.loads((evaluated / "timings/evaluate.json").read_text())
-    assert set(timings) == set(scores)
-    assert all(t["runtime_s"] > 0 and t["reviews_per_s"] > 0 for t in timings.values())
+    for name in scores:
+        timing = json.loads((evaluated / f"timings/evaluate/{name}.json").read_text())
+        assert timing["runtime_s"] > 0 and timing["reviews_per_s"] > 0
     # The synthetic reviews are learnable: every model beats chance.
     assert all(metrics["accuracy"] > 0.6 for metrics in scores.values())
 
@@ -300,10 +330,21 @@ def test_evaluate_writes_plot_data_for_every_model(evaluated: Path) -> None:
     for name in ("rf", "linear", "distilbert", "distilbert_int8"):
         folder = evaluated / "plots/evaluate" / name
         assert sorted(p.name for p in folder.iterdir()) == sorted(PLOT_FILES)
+        # The count of each actual / predicted pair, zeros included.
         confusion = pd.read_csv(folder / "confusion.csv")
-        assert len(confusion) == len(test)
-        assert confusion["actual"].tolist() == ["pos" if y else "neg" for y in test["label"]]
-        assert set(confusion["predicted"]) <= {"neg", "pos"}
+        assert list(confusion.columns) == ["actual", "predicted", "reviews"]
+        assert set(zip(confusion["actual"], confusion["predicted"], strict=True)) == {
+            ("neg", "neg"),
+            ("neg", "pos"),
+            ("pos", "neg"),
+            ("pos", "pos"),
+        }
+        assert confusion["reviews"].sum() == len(test)
+        positives = confusion.loc[confusion["actual"] == "pos", "reviews"].sum()
+        assert positives == test["label"].sum()
+        predictions = pd.read_parquet(evaluated / f"predictions/test/{name}.parquet")
+        right = confusion.loc[confusion["actual"] == confusion["predicted"], "reviews"].sum()
+        assert right == ((predictions["p_positive"] >= 0.5) == predictions["label"]).sum()
         roc = pd.read_csv(folder / "roc.csv")
         assert list(roc.columns) == ["fpr", "tpr", "threshold"] and len(roc) <= 200
         pr = pd.read_csv(folder / "precision_recall.csv")
@@ -314,13 +355,34 @@ def test_evaluate_writes_plot_data_for_every_model(evaluated: Path) -> None:
 
 
 def test_errors_file_lists_confidently_wrong_reviews_per_model(evaluated: Path) -> None:
-    text = (evaluated / "metrics/errors.md").read_text()
-    assert text.startswith("# Most confidently wrong test reviews")
     for name in ("rf", "linear", "distilbert", "distilbert_int8"):
-        assert f"\n## {name}\n" in text
-    rows = [line for line in text.splitlines() if line.startswith("| 1 |")]
-    assert len(rows) == 4
-    assert all(" NEGATIVE " in row or " POSITIVE " in row for row in rows)
+        text = (evaluated / f"metrics/errors/{name}.md").read_text()
+        assert text.startswith(f"# {name}: the most confidently wrong test reviews\n")
+        rows = [line for line in text.splitlines() if line.startswith("| ")][2:]
+        assert 1 <= len(rows) <= 3  # evaluate.n_errors in the tiny params
+        assert all(" NEGATIVE " in row or " POSITIVE " in row for row in rows)
+
+
+def test_predictions_are_every_test_review_by_its_key(evaluated: Path) -> None:
+    test = pd.read_parquet(evaluated / "data/tokenized/frame/test.parquet")
+    summaries = {}
+    for name, metrics in read_test_metrics(evaluated).items():
+        predictions = pd.read_parquet(evaluated / f"predictions/test/{name}.parquet")
+        assert list(predictions.columns) == ["review_id", "label", "p_positive"]
+        assert predictions["review_id"].tolist() == test["review_id"].tolist()
+        assert predictions["label"].tolist() == test["label"].tolist()
+        assert predictions["p_positive"].between(0, 1).all()
+        summary = json.loads((evaluated / f"predictions/test/{name}.json").read_text())
+        assert summary["reviews"] == len(test)
+        assert summary["correct"] / summary["reviews"] == pytest.approx(metrics["accuracy"])
+        fingerprint = pq.read_schema(evaluated / f"predictions/test/{name}.parquet").metadata[
+            predictions_module.FINGERPRINT_KEY
+        ]
+        assert fingerprint.decode() == summary["test_set"]
+        summaries[name] = summary
+    # One test split, so one fingerprint: that of its review ids and labels.
+    expected = predictions_module.fingerprint(test["review_id"], test["label"])
+    assert {summary["test_set"] for summary in summaries.values()} == {expected}
 
 
 def test_evaluate_twice_gives_the_same_quality_metrics(evaluated: Path) -> None:
@@ -358,17 +420,23 @@ def test_dvc_repro_evaluates_every_model_and_predict_labels_reviews(
     rerun = dvc(project_repo, "repro").stdout
     for stage in pipeline_stages(project_repo):
         ran = f"Running stage '{stage}'" in rerun
-        assert ran == (stage in {"train_linear", "evaluate"}), (stage, rerun)
+        assert ran == (stage in {"train_linear", "evaluate@linear"}), (stage, rerun)
     diff = dvc(project_repo, "metrics", "diff", "main", "--md").stdout
     linear_log_loss = re.compile(r"\| metrics/test/linear\.json +\| log_loss +\|")
     assert linear_log_loss.search(diff), diff
-    # `make report` prints both tables.
+    # `make report` prints the three tables: each model compared review by review on the
+    # same test reviews (only linear can have changed), the metrics and the params.
     (project_repo / "scripts").mkdir()
-    shutil.copy2(PROJECT_ROOT / "scripts/report.sh", project_repo / "scripts/report.sh")
-    report = run(["bash", "scripts/report.sh", "main"], cwd=project_repo).stdout
+    shutil.copy2(PROJECT_ROOT / "scripts/report.py", project_repo / "scripts/report.py")
+    report = run([sys.executable, "scripts/report.py", "main"], cwd=project_repo).stdout
+    accuracy = report.split("## Test accuracy: workspace against main\n", 1)[1].split("\n## ")[0]
+    rows = [line.split("|")[1:-1] for line in accuracy.splitlines() if line.startswith("| ")]
+    verdicts = {cells[0].strip(): cells[-1].strip() for cells in rows[2:]}
+    assert set(verdicts) == set(scores)
+    assert {verdicts[model] for model in verdicts if model != "linear"} == {"within noise"}
     assert "## Metrics: workspace against main" in report
     assert linear_log_loss.search(report) and "| train_linear.C " in report
-    assert report.count("| Path ") >= 2  # the two Markdown tables
+    assert report.count("| Path ") >= 2  # the metrics and params tables
 
     out_dir = project_repo / "rendered"
     dvc(project_repo, "plots", "show", "-o", str(out_dir))

@@ -1,5 +1,6 @@
-"""The browser check: `dvc plots show` renders evaluate's plots as an HTML page, and headless
-Chromium draws them: a confusion matrix per model and the ROC curve, among the others.
+"""The browser check: `dvc plots show` renders evaluate's plots with the project's templates
+(.dvc/plots/) as an HTML page, and headless Chromium draws them: the confusion matrices with
+their counts and the ROC curve with a colour per model, among the others.
 
 DVC's page loads vega, vega-lite and vega-embed from a CDN, which neither this machine nor
 CI can reach: the page is rendered with `--html-template` pointing at local copies
@@ -48,7 +49,7 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
     "--window-size=1400,2600",
 )
-MODELS = {"rf": "RandomForest", "linear": "Linear (NB-LR)", "distilbert": "DistilBERT"}
+MODELS = ("rf", "linear", "distilbert", "distilbert_int8")
 
 # DVC's page, with local scripts instead of the CDN. vegaEmbed is wrapped to draw SVG
 # (whose titles and marks the test can read) and to count the plots it finished.
@@ -100,26 +101,39 @@ def browser_deps() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture
-def plots_repo(tmp_path: Path) -> Path:
-    """A Git + DVC repo with the project's dvc.yaml and evaluate's plot data for three
-    models (scores drawn at random, as the plots do not care how good they are)."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    shutil.copy2(PROJECT_ROOT / "dvc.yaml", repo / "dvc.yaml")
-    shutil.copy2(PROJECT_ROOT / "params.yaml", repo / "params.yaml")
-    git(repo, "init", "-q", "-b", "main")
-    dvc(repo, "init", "-q")
-    rng = np.random.default_rng(0)
+def write_evaluate_plots(repo: Path, seed: int) -> None:
+    """evaluate's plot data of every model, from 400 reviews scored at random."""
+    rng = np.random.default_rng(seed)
     labels = rng.integers(0, 2, 400)
     frame = pd.DataFrame({"label": labels, "n_tokens": rng.integers(10, 900, 400)})
     config = EvaluateParams()
     for index, name in enumerate(MODELS):
         noise = 0.6 + 0.15 * index
         proba = np.clip(labels * (1 - noise) + rng.random(400) * noise, 0, 1)
-        write_plot_data(
-            repo / "plots/evaluate" / name, frame, proba, config.curve_points, config.length_buckets
-        )
+        folder = repo / "plots/evaluate" / name
+        shutil.rmtree(folder, ignore_errors=True)
+        write_plot_data(folder, frame, proba, config.curve_points, config.length_buckets)
+
+
+@pytest.fixture
+def plots_repo(tmp_path: Path) -> Path:
+    """A Git + DVC repo with the project's dvc.yaml, plot templates and evaluate's plot data
+    for each model (scores drawn at random, as the plots do not care how good they are)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy2(PROJECT_ROOT / "dvc.yaml", repo / "dvc.yaml")
+    shutil.copy2(PROJECT_ROOT / "params.yaml", repo / "params.yaml")
+    git(repo, "init", "-q", "-b", "main")
+    dvc(repo, "init", "-q")
+    shutil.copytree(PROJECT_ROOT / ".dvc/plots", repo / ".dvc/plots")
+    write_evaluate_plots(repo, seed=0)
+    # Two training curves, as train_distilbert's DVCLive callback writes them.
+    for metric in ("train/loss", "eval/accuracy"):
+        path = repo / "dvclive/train_distilbert/plots/metrics" / f"{metric}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        name = metric.split("/")[1]
+        rows = "".join(f"0\t{step}\t{1 / (step + 2):.4f}\n" for step in range(0, 100, 10))
+        path.write_text(f"timestamp\tstep\t{name}\n{rows}")
     return repo
 
 
@@ -166,9 +180,9 @@ def test_chromium_draws_the_confusion_matrices_and_the_roc_curve(
     dvc(plots_repo, "plots", "show", "--html-template", str(template), "-o", str(out_dir))
     page = out_dir / "index.html"
     expected_plots = page.read_text(encoding="utf-8").count("vegaEmbed('#")
-    # 3 confusion matrices + ROC + precision-recall + accuracy by length (the training
-    # curves of train_distilbert have no data here).
-    assert expected_plots >= 6
+    # The confusion matrices, ROC, precision-recall, accuracy by length, and a chart per
+    # training curve.
+    assert expected_plots == 6
 
     driver = chromium(tmp_path)
     try:
@@ -189,33 +203,40 @@ def test_chromium_draws_the_confusion_matrices_and_the_roc_curve(
             by_title[" ".join(t.get_attribute("textContent") for t in titles)] = svg
 
         def plot_titled(title: str):
-            # DVC facets a confusion matrix by revision: its title sits beside "rev workspace".
             found = [svg for text, svg in by_title.items() if title in text]
             assert len(found) == 1, (title, list(by_title))
             return found[0]
 
-        for label in MODELS.values():
-            confusion = plot_titled(f"{label}: confusion matrix (test)")
-            # A 2 x 2 matrix: the heat-map layer draws four cells, whose counts (in
-            # their aria labels) add up to the reviews.
-            heatmap = confusion.find_elements(By.CSS_SELECTOR, "g.mark-rect")[0]
-            cells = heatmap.find_elements(By.CSS_SELECTOR, "path")
-            labels = [cell.get_attribute("aria-label") or "" for cell in cells]
-            assert len(cells) == 4, (label, labels)
-            counts = [int(re.search(r"xy_count: (\d+)", text).group(1)) for text in labels]
-            assert sum(counts) == 400, (label, labels)
+        # One matrix per model (a facet each), its count printed in each of its 4 cells:
+        # each model's counts add up to the reviews.
+        confusion = plot_titled("Confusion matrices (test)")
+        headers = [
+            t.get_attribute("textContent")
+            for t in confusion.find_elements(By.CSS_SELECTOR, "g.role-column-header text")
+        ]
+        assert headers == list(MODELS)
+        counts = [
+            int(t.get_attribute("textContent").replace(",", ""))
+            for t in confusion.find_elements(By.CSS_SELECTOR, "g.mark-text.role-mark text")
+        ]
+        assert len(counts) == 4 * len(MODELS)
+        assert [sum(counts[i : i + 4]) for i in range(0, len(counts), 4)] == [400] * len(MODELS)
 
         roc = plot_titled("ROC curve (test)")
-        # A curve per model: long line paths, and the legend names each model's file.
+        # A curve per model, each in its own colour, named by the model in the legend.
         paths = roc.find_elements(By.CSS_SELECTOR, "g.mark-line path")
         curves = [p for p in paths if len(p.get_attribute("d") or "") > 200]
-        assert len(curves) >= 3
-        legend = " ".join(
+        assert len(curves) == len(MODELS)
+        assert len({curve.get_attribute("stroke") for curve in curves}) == len(MODELS)
+        legend = [
             t.get_attribute("textContent")
             for t in roc.find_elements(By.CSS_SELECTOR, "g.role-legend text")
-        )
-        for name in MODELS:
-            assert f"{name}/roc.csv" in legend, legend
+        ]
+        assert [name for name in legend if name in MODELS] == list(MODELS)
+
+        # The training curves: a chart per metric, titled by the metric's name.
+        for title in ("train loss", "eval accuracy"):
+            plot_titled(title)
 
         screenshot = tmp_path / "plots.png"
         assert driver.save_screenshot(str(screenshot))
@@ -227,6 +248,73 @@ def test_chromium_draws_the_confusion_matrices_and_the_roc_curve(
     assert screenshot.stat().st_size > 20_000
     # Not a blank page: the plots put many distinct byte values in the image.
     assert len(np.unique(pixels)) > 50
+
+
+def test_each_confusion_cell_sits_under_its_model_and_run(
+    browser_deps: None, plots_repo: Path, tmp_path: Path
+) -> None:
+    """Two runs, four models: every count drawn lies in the column headed by its model and
+    the row of its run (a facet sorted by a list can put the headers in one order and the
+    matrices in another)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    git(plots_repo, "add", "-A")
+    git(plots_repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    expected = {}
+    for rev, seed in (("HEAD", 0), ("workspace", 1)):
+        if rev == "workspace":
+            write_evaluate_plots(plots_repo, seed)
+        for model in MODELS:
+            counts = pd.read_csv(plots_repo / "plots/evaluate" / model / "confusion.csv")
+            expected[model, rev] = sorted(counts["reviews"].tolist())
+    assert expected["rf", "HEAD"] != expected["rf", "workspace"]
+
+    scripts = "\n".join(f'<script src="{path.as_uri()}"></script>' for path in VEGA_SCRIPTS)
+    template = tmp_path / "template.html"
+    template.write_text(HTML_TEMPLATE.format(local_scripts=scripts), encoding="utf-8")
+    out_dir = tmp_path / "rendered"
+    dvc(plots_repo, "plots", "diff", "HEAD", "--html-template", str(template), "-o", str(out_dir))
+    driver = chromium(tmp_path)
+    try:
+        driver.get((out_dir / "index.html").as_uri())
+        WebDriverWait(driver, 60).until(
+            lambda d: (
+                d.execute_script("return window.plotsDrawn + window.plotErrors.length") >= 1
+                and len(d.find_elements(By.CSS_SELECTOR, "svg.marks")) >= 1
+            )
+        )
+        [confusion] = [
+            svg
+            for svg in driver.find_elements(By.CSS_SELECTOR, "svg.marks")
+            if "Confusion matrices" in svg.get_attribute("textContent")
+        ]
+
+        def centres(selector: str, axis: str) -> list[tuple[float, str]]:
+            found = confusion.find_elements(By.CSS_SELECTOR, selector)
+            size = "width" if axis == "x" else "height"
+            return [
+                (t.rect[axis] + t.rect[size] / 2, t.get_attribute("textContent")) for t in found
+            ]
+
+        columns = centres("g.role-column-header text", "x")
+        # The row headers hold the y axes too: the run labels are those naming a run.
+        revs = ("HEAD", "workspace")
+        rows = [row for row in centres("g.role-row-header text", "y") if row[1] in revs]
+        assert sorted(name for _, name in columns) == sorted(MODELS)
+        assert sorted(name for _, name in rows) == list(revs)
+        drawn: dict[tuple[str, str], list[int]] = {key: [] for key in expected}
+        for (x, text), (y, _) in zip(
+            centres("g.mark-text.role-mark text", "x"),
+            centres("g.mark-text.role-mark text", "y"),
+            strict=True,
+        ):
+            model = min(columns, key=lambda column: abs(column[0] - x))[1]
+            rev = min(rows, key=lambda row: abs(row[0] - y))[1]
+            drawn[model, rev].append(int(text.replace(",", "")))
+        assert {key: sorted(counts) for key, counts in drawn.items()} == expected
+    finally:
+        driver.quit()
 
 
 def test_make_offline_plots_makes_dvc_plots_show_render_with_no_network(

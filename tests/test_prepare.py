@@ -45,7 +45,7 @@ def test_aclimdb_source_gives_stratified_seeded_splits(in_tmp_project: Path) -> 
         "test": 20,
     }
     for frame in splits.values():
-        assert list(frame.columns) == ["text", "label"]
+        assert list(frame.columns) == ["review_id", "text", "label"]
         assert frame["label"].mean() == 0.5
         assert not frame["text"].str.contains("<br").any()
     # The validation split is carved out of train: no review is in both.
@@ -125,6 +125,38 @@ def test_empty_reviews_are_dropped_and_counted(
     assert "train: dropped 2 empty review(s)" in caplog.text
     summary = json.loads(Path("summaries/prepare.json").read_text())
     assert summary["dropped"]["train_empty"] == 2
+
+
+def test_review_id_is_the_position_in_the_source_split_after_drops_and_caps(
+    in_tmp_project: Path,
+) -> None:
+    source = write_parquet_source(in_tmp_project / "parquet", n_train=60, n_test=30)
+    raw = {split: pd.read_parquet(source / f"{split}.parquet") for split in ("train", "test")}
+    raw["train"].loc[3, "text"] = " <br /> "  # dropped as empty: id 3 names no review
+    raw["train"].to_parquet(source / "train.parquet", index=False)
+    splits = run_prepare(
+        in_tmp_project,
+        **{
+            "data.source": str(source),
+            "prepare.max_train_samples": 20,
+            "prepare.max_test_samples": 12,
+        },
+    )
+    for split, frame in splits.items():
+        origin = raw["test" if split == "test" else "train"]
+        # The key finds each review, and its label, in the source split as it came.
+        for review_id, text, label in zip(
+            frame["review_id"], frame["text"], frame["label"], strict=True
+        ):
+            assert (
+                clean_text(origin["text"][review_id], clean_html=True, normalize_whitespace=True)
+                == text
+            )
+            assert origin["label"][review_id] == label
+        assert frame["review_id"].is_unique
+    assert 3 not in set(splits["train"]["review_id"]) | set(splits["validation"]["review_id"])
+    # Train and validation come from one source split: no key in both.
+    assert not set(splits["train"]["review_id"]) & set(splits["validation"]["review_id"])
 
 
 def test_duplicates_dropped_only_when_asked(in_tmp_project: Path) -> None:

@@ -85,6 +85,10 @@ def test_make_quick_then_share_to_a_clean_clone(tmp_path: Path, tiny_model_dir: 
     base = f"({tiny_model_dir.name})"
     assert [line.split()[1] == base for line in lines] == [False, False, True, True], table
     assert all(0.0 <= float(cells[0]) <= 1.0 for cells in rows.values()), table
+    # Each accuracy with its 95% interval: `0.863 [0.841, 0.883]`.
+    for cells in rows.values():
+        low, high = float(cells[1].strip("[,")), float(cells[2].strip("]"))
+        assert low <= float(cells[0]) <= high, table
     # The n-gram models learn even this little synthetic data.
     assert float(rows["linear"][0]) > 0.6 and float(rows["rf"][0]) > 0.6, table
     # Local data and model came in the DVC way: relative paths, tracked by `dvc add`.

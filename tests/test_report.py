@@ -1,9 +1,11 @@
-"""`make report` (scripts/report.sh) against Git revisions and DVC experiments, the comment
-the pull-request workflow posts (scripts/pr_comment.py), `make runs` (scripts/runs.sh) and
-the plots as PNG (scripts/plots_png.py).
+"""`make report` (scripts/report.py) against Git revisions and DVC experiments, the comment
+the pull-request workflow posts (scripts/pr_comment.py) and its base run
+(scripts/base_quick.sh), `make runs` (scripts/runs.sh) and the plots as PNG
+(scripts/plots_png.py).
 
 They run on a tiny DVC project of their own in a temporary Git repository: one stage that
-writes test metrics from a param, a committed baseline and two experiments.
+writes test metrics and test predictions from params, a commit before any run, a committed
+baseline and three experiments.
 """
 
 from __future__ import annotations
@@ -24,20 +26,33 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("report.sh", "runs.sh", "pr_comment.py", "plots_png.py")
+SCRIPTS = ("report.py", "runs.sh", "pr_comment.py", "plots_png.py", "base_quick.sh")
 # The stage: test metrics shaped like evaluate's (a file per model, with a key that does not
-# change), validation metrics shaped like train_rf's, and one plot.
+# change) and test predictions written as evaluate writes them (`reviews` of them, the first
+# `accuracy` share right), validation metrics shaped like train_rf's, and one plot.
 SCORE_STAGE = """\
 import json
 from pathlib import Path
 
+import numpy as np
 import yaml
 
-scale = yaml.safe_load(Path("params.yaml").read_text())["score"]["scale"]
+from imdb_sentiment.evaluation.predictions import write_predictions
+
+params = yaml.safe_load(Path("params.yaml").read_text())["score"]
+scale, reviews = params["scale"], params["reviews"]
+labels = np.arange(reviews) % 2
 Path("metrics/test").mkdir(parents=True, exist_ok=True)
+Path("predictions/test").mkdir(parents=True, exist_ok=True)
 for model, base in (("rf", 0.5), ("linear", 0.6)):
     scores = {"accuracy": base * scale, "f1": base * scale / 2, "size_mb": 1.0}
     Path(f"metrics/test/{model}.json").write_text(json.dumps(scores))
+    right = np.arange(reviews) < round(base * scale * reviews)
+    proba = np.where(right == (labels == 1), 0.9, 0.1)
+    folder = Path("predictions/test")
+    write_predictions(
+        folder / f"{model}.parquet", folder / f"{model}.json", np.arange(reviews), labels, proba
+    )
 Path("metrics/validation").mkdir(exist_ok=True)
 Path("metrics/validation/rf.json").write_text(json.dumps({"accuracy": 0.7 * scale}))
 Path("plots").mkdir(exist_ok=True)
@@ -53,6 +68,12 @@ stages:
     outs:
       - metrics/test:
           cache: false
+      - predictions/test/rf.parquet
+      - predictions/test/rf.json:
+          cache: false
+      - predictions/test/linear.parquet
+      - predictions/test/linear.json:
+          cache: false
       - metrics/validation/rf.json:
           cache: false
       - plots/curve.csv:
@@ -65,8 +86,12 @@ plots:
       x: step
       y: value
 """
-# The workspace ends as experiment `big`; `main` is the committed baseline.
-SCALES = {"main": 1.0, "small": 0.5, "big": 1.5}
+# The workspace ends as experiment `big`; `main` is the committed baseline; `fewer` scores
+# another test set, of 100 reviews.
+SCALES = {"main": 1.0, "small": 0.5, "fewer": 1.0, "big": 1.5}
+REVIEWS = 200
+# `make quick` of the workflow's base run, here an experiment of its own.
+MAKEFILE = "quick:\n\tdvc exp run -q --name quick\n"
 
 
 def env() -> dict[str, str]:
@@ -93,26 +118,33 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy2(PROJECT_ROOT / "scripts" / name, repo / "scripts" / name)
     (repo / "score.py").write_text(SCORE_STAGE)
     (repo / "dvc.yaml").write_text(DVC_YAML)
-    (repo / "params.yaml").write_text("score:\n  scale: 1.0\n")
+    (repo / "params.yaml").write_text(f"score:\n  scale: 1.0\n  reviews: {REVIEWS}\n")
+    (repo / "Makefile").write_text(MAKEFILE)
     run(["git", "init", "-q", "-b", "main"], repo)
     run(["git", "config", "user.name", "Test"], repo)
     run(["git", "config", "user.email", "test@example.com"], repo)
     run(["dvc", "init", "-q"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "the project, never run"], repo)
+    run(["git", "tag", "never-run"], repo)
     run(["dvc", "repro", "-q"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "baseline"], repo)
-    for name in ("small", "big"):
-        run(["dvc", "exp", "run", "-q", "-n", name, "-S", f"score.scale={SCALES[name]}"], repo)
+    for name in ("small", "fewer", "big"):
+        # Each experiment starts from the workspace the last one left: set both params.
+        reviews = 100 if name == "fewer" else REVIEWS
+        settings = ["-S", f"score.scale={SCALES[name]}", "-S", f"score.reviews={reviews}"]
+        run(["dvc", "exp", "run", "-q", "-n", name, *settings], repo)
     return repo
 
 
 @pytest.fixture(scope="module")
 def report_of(project: Path) -> Callable[[str], str]:
-    """What `scripts/report.sh REV` prints, run once per REV."""
+    """What `scripts/report.py REV` prints, run once per REV."""
 
     @functools.cache
     def report(rev: str) -> str:
-        return run(["bash", "scripts/report.sh", rev], project).stdout
+        return run([sys.executable, "scripts/report.py", rev], project).stdout
 
     return report
 
@@ -126,6 +158,103 @@ def table_rows(markdown: str, heading: str) -> dict[tuple[str, str], list[str]]:
         if len(cells) > 2 and not set(cells[0]) <= {"-"}:
             rows[cells[0], cells[1]] = cells[2:]
     return rows
+
+
+ACCURACY_HEADER = ["model", "base", "new", "change (pt)", "95% CI (pt)", "McNemar p", "verdict"]
+
+
+def accuracy_rows(markdown: str) -> dict[str, list[str]]:
+    """{model: the other cells} of the test-accuracy table, its header checked."""
+    section = markdown.split("## Test accuracy: ", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert header == ACCURACY_HEADER
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_report_compares_each_model_review_by_review(report_of: Callable[[str], str]) -> None:
+    report = report_of("small")
+    assert "## Test accuracy: workspace against experiment small\n" in report
+    assert f"Both scored the same {REVIEWS} test reviews." in report
+    rows = accuracy_rows(report)
+    assert list(rows) == ["rf", "linear"]
+    # rf: 50 of 200 right in `small`, the same 50 and 100 more in `big` (the workspace).
+    assert rows["rf"] == [
+        "0.250 [0.195, 0.314]",
+        "0.750 [0.686, 0.805]",
+        "+50.0",
+        rows["rf"][3],
+        "<0.001",
+        "better",
+    ]
+    low, high = (float(v) for v in rows["rf"][3].strip("[]").split(", "))
+    assert 40 < low < 50 < high < 60
+    assert rows["linear"][2] == "+60.0" and rows["linear"][5] == "better"
+    # Against the workspace's own run nothing changed.
+    same = accuracy_rows(report_of("big"))
+    assert [row[2:] for row in same.values()] == [
+        ["0.0", "[0.0, 0.0]", "1.000", "within noise"]
+    ] * 2
+
+
+def test_report_on_another_test_set_gives_no_verdict(report_of: Callable[[str], str]) -> None:
+    report = report_of("fewer")
+    rows = accuracy_rows(report)
+    assert all(row[2:] == ["-", "-", "-", "-"] for row in rows.values())
+    assert report.count("test sets differ (100 vs 200 reviews): not comparable") == 1
+
+
+def test_report_against_a_revision_without_metrics_is_one_line(
+    report_of: Callable[[str], str],
+) -> None:
+    report = report_of("never-run")
+    assert "## Test accuracy" not in report
+    metrics = report.split("## Metrics: workspace against never-run\n\n", 1)[1]
+    assert metrics.split("\n## ", 1)[0] == (
+        "never-run has no metrics: nothing to compare with (its pipeline never ran, or its "
+        "dvc.lock and metrics/ were not committed).\n"
+    )
+    assert "## Params: workspace against never-run" in report
+
+
+def test_report_says_what_to_run_when_the_base_predictions_are_gone(
+    project: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, symlinks=True)
+    shutil.rmtree(copy / ".dvc/cache")  # no cache, and no remote to fetch from
+    report = run([sys.executable, "scripts/report.py", "small"], copy).stdout
+    assert accuracy_rows(report)["rf"][2:] == ["+50.0", "-", "-", "-"]
+    assert (
+        "experiment small: predictions/test/rf.parquet is in neither the DVC cache nor the "
+        "remote: `dvc push` it where that run was made"
+    ) in report
+
+
+def test_base_quick_run_is_made_once_and_reused_from_its_folder(
+    project: Path, tmp_path: Path
+) -> None:
+    """The pull-request workflow's base run: made in a clone at the base commit, kept in a
+    folder (which the workflow caches by the base commit's hash), then brought into another
+    clone, as a later pull request against the same base gets it from the cache."""
+    base = run(["git", "rev-parse", "main"], project).stdout.strip()
+    folder = tmp_path / "base-quick"
+    made = run(["bash", "scripts/base_quick.sh", "run", base, str(folder)], project)
+    commit = made.stdout.strip().splitlines()[-1]
+    assert (folder / "rev").read_text().strip() == commit
+    assert run(["bash", "scripts/base_quick.sh", "run", base, str(folder)], project, False).stderr
+
+    other = tmp_path / "other"
+    run(["git", "clone", "-q", str(project), str(other)], tmp_path)
+    run(["dvc", "exp", "run", "-q", "-S", "score.scale=1.5"], other)  # the pull request
+    loaded = run(["bash", "scripts/base_quick.sh", "load", str(folder)], other).stdout.strip()
+    assert loaded == commit
+    report = run([sys.executable, "scripts/report.py", commit], other).stdout
+    rows = accuracy_rows(report)
+    # main's quick run (scale 1.0): rf 100 of 200 right; the pull request's: 150.
+    assert rows["rf"][:3] == ["0.500 [0.431, 0.569]", "0.750 [0.686, 0.805]", "+25.0"]
+    assert rows["rf"][5] == "better"
 
 
 def test_report_rows_are_sorted_by_file(report_of: Callable[[str], str]) -> None:
@@ -153,7 +282,7 @@ def test_report_against_a_git_revision_and_an_unknown_name(
     metrics = table_rows(report_of("main"), "## Metrics: workspace against main")
     assert metrics["metrics/test/rf.json", "accuracy"] == ["0.5", "0.75", "0.25"]
 
-    missing = run(["bash", "scripts/report.sh", "no-such-run"], project, check=False)
+    missing = run([sys.executable, "scripts/report.py", "no-such-run"], project, check=False)
     assert missing.returncode == 1
     assert missing.stdout == ""
     assert missing.stderr == "error: no-such-run: no such Git revision or DVC experiment\n"

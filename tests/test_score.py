@@ -68,7 +68,9 @@ def kill_processes_mentioning(marker: str) -> None:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            raw = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            # Another user's process may hold bytes that are not UTF-8.
+            cmdline = raw.decode(errors="replace")
         except OSError:
             continue
         if marker in cmdline:

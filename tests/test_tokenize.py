@@ -68,10 +68,13 @@ def test_tokenize_writes_frame_and_dataset(
     for split in ("train", "validation", "test"):
         frame = pd.read_parquet(TOKENIZED_FRAME_DIR / f"{split}.parquet")
         prepared = pd.read_parquet(Path("data/prepared") / f"{split}.parquet")
-        assert list(frame.columns) == ["text", "label", "tokens", "n_tokens"]
+        assert list(frame.columns) == ["review_id", "text", "label", "tokens", "n_tokens"]
         assert frame["text"].tolist() == prepared["text"].tolist()
         assert len(dataset[split]) == len(frame)
         assert dataset[split]["label"] == frame["label"].tolist()
+        # prepare's key, in both views, row for row.
+        assert frame["review_id"].tolist() == prepared["review_id"].tolist()
+        assert dataset[split]["review_id"] == prepared["review_id"].tolist()
         for text, tokens, n_tokens, ids, length in zip(
             frame["text"],
             frame["tokens"],

@@ -110,8 +110,25 @@ def test_pr_workflow_runs_quick_then_comments_with_the_tested_script() -> None:
     plots = step_index(workflow, r"scripts/plots_png\.py")
     comment = step_index(workflow, r"scripts/pr_comment\.py \"\$BASE_REV\"")
     assert quick < plots < comment
-    cached = {step["with"]["path"] for step in steps(workflow) if "cache@" in step.get("uses", "")}
-    assert cached == {"~/.cache/huggingface", ".dvc/cache"}
+    caches = {
+        step["with"]["path"]: step for step in steps(workflow) if "cache@" in step.get("uses", "")
+    }
+    assert set(caches) == {"~/.cache/huggingface", ".dvc/cache", "${{ runner.temp }}/base-quick"}
+
+
+def test_pr_workflow_compares_with_the_base_commits_quick_run_cached_by_its_hash() -> None:
+    workflow = load_workflow("pr-report.yml")
+    [job] = workflow["jobs"].values()
+    assert job["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
+    [cache] = [step for step in steps(workflow) if step.get("id") == "base-quick"]
+    assert cache["with"]["key"] == "quick-base-${{ github.event.pull_request.base.sha }}"
+    base_run = step_index(workflow, r'^scripts/base_quick\.sh run "\$BASE_SHA" ')
+    # Run only on a cache miss; then loaded either way, and BASE_REV is its commit.
+    assert steps(workflow)[base_run]["if"] == "steps.base-quick.outputs.cache-hit != 'true'"
+    load = step_index(workflow, r"scripts/base_quick\.sh load ")
+    assert 'echo "BASE_REV=$rev" >> "$GITHUB_ENV"' in steps(workflow)[load]["run"]
+    comment = step_index(workflow, r"scripts/pr_comment\.py \"\$BASE_REV\"")
+    assert steps(workflow).index(cache) < base_run < load < comment
 
 
 def test_gpu_workflow_pushes_to_the_remote_before_it_commits() -> None:

@@ -19,6 +19,9 @@ MODELS_DIR = Path("models")
 METRICS_DIR = Path("metrics")
 TEST_METRICS_DIR = METRICS_DIR / "test"
 VALIDATION_METRICS_DIR = METRICS_DIR / "validation"
+# Each model's test predictions (review_id, label, p_positive), cached and pushed by DVC: what
+# a review-by-review comparison of two runs reads.
+TEST_PREDICTIONS_DIR = Path("predictions/test")
 # What a stage did (rows, token lengths, training steps): outs kept in Git, not metrics.
 SUMMARIES_DIR = Path("summaries")
 # Run times and throughputs: outs, not metrics, since they vary from machine to machine.

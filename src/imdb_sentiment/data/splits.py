@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 from sklearn.model_selection import train_test_split
@@ -34,7 +35,10 @@ def clean_split(
     frame: pd.DataFrame, split: str, params: PrepareParams
 ) -> tuple[pd.DataFrame, dict]:
     """Check labels, clean text, drop empty reviews (and duplicates if asked); return the
-    cleaned frame and the counts of what was dropped."""
+    cleaned frame (`review_id`, `text`, `label`) and the counts of what was dropped.
+
+    `review_id` is each review's position in `frame`, the source's split, so it names the
+    same review whatever is cleaned, dropped or sampled later."""
     if frame.empty:
         raise StageError(f"{split} split is empty")
     labels = pd.to_numeric(frame["label"], errors="coerce")
@@ -51,7 +55,8 @@ def clean_split(
             text, clean_html=params.clean_html, normalize_whitespace=params.normalize_whitespace
         )
     )
-    cleaned = pd.DataFrame({"text": texts, "label": labels.astype("int64")})
+    positions = np.arange(len(frame), dtype=np.int64)
+    cleaned = pd.DataFrame({"review_id": positions, "text": texts, "label": labels.astype("int64")})
     empty = cleaned["text"].str.strip() == ""
     cleaned = cleaned[~empty]
     dropped = {"empty": int(empty.sum())}

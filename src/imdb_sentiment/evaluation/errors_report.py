@@ -1,4 +1,4 @@
-"""The most confidently wrong test reviews of each model, as Markdown for a reviewer."""
+"""A model's most confidently wrong test reviews, as Markdown for a reviewer."""
 
 from __future__ import annotations
 
@@ -37,26 +37,24 @@ def shorten(text: str, chars: int) -> str:
     return text if len(text) <= chars else text[: chars - 1].rstrip() + "…"
 
 
-def errors_markdown(errors: dict[str, list[dict[str, Any]]], n_test: int) -> str:
+def errors_markdown(model: str, rows: list[dict[str, Any]], n_test: int) -> str:
+    """The Markdown page of one model's most confidently wrong test reviews."""
     lines = [
-        "# Most confidently wrong test reviews",
+        f"# {model}: the most confidently wrong test reviews",
         "",
-        f"Per model, the test reviews (of {n_test}) it got wrong with the highest confidence.",
+        f"The test reviews (of {n_test}) {model} got wrong with the highest confidence.",
         "`label` is the true label; `P(positive)` is the model's score.",
+        "",
     ]
-    for name, rows in errors.items():
-        lines += ["", f"## {name}", ""]
-        if not rows:
-            lines.append("No wrong predictions.")
-            continue
-        lines += [
-            "| # | label | P(positive) | tokens | review |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for rank, row in enumerate(rows, 1):
-            text = row["text"].replace("\\", "\\\\").replace("|", "\\|")
-            lines.append(
-                f"| {rank} | {row['label']} | {row['p_positive']:.4f} | {row['n_tokens']} "
-                f"| {text} |"
-            )
+    if not rows:
+        return "\n".join([*lines, "No wrong predictions."]) + "\n"
+    lines += [
+        "| # | label | P(positive) | tokens | review |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for rank, row in enumerate(rows, 1):
+        text = row["text"].replace("\\", "\\\\").replace("|", "\\|")
+        lines.append(
+            f"| {rank} | {row['label']} | {row['p_positive']:.4f} | {row['n_tokens']} | {text} |"
+        )
     return "\n".join(lines) + "\n"

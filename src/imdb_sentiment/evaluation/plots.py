@@ -1,6 +1,6 @@
 """The data of the evaluation plots that dvc.yaml declares, per model: the confusion
-matrix (one row per test review, as DVC's confusion template counts rows), ROC and
-precision-recall curves (downsampled) and accuracy by review length.
+matrix (a count per actual/predicted pair, drawn by the `confusion_counts` template in
+.dvc/plots/), ROC and precision-recall curves (downsampled) and accuracy by review length.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# Short class names in the confusion data: 25k rows per model stay small in Git.
+# Short class names in the confusion data.
 SHORT_LABELS = {0: "neg", 1: "pos"}
 
 
@@ -42,6 +42,21 @@ def curve_frames(
     # Ordered by recall so that the line is drawn left to right.
     pr = pr.iloc[::-1].reset_index(drop=True)
     return downsample(roc, points).round(6), downsample(pr, points).round(6)
+
+
+def confusion_counts(labels: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:
+    """actual, predicted, reviews: one row per pair of classes, zeros included."""
+    return pd.DataFrame(
+        [
+            {
+                "actual": SHORT_LABELS[actual],
+                "predicted": SHORT_LABELS[guess],
+                "reviews": int(((labels == actual) & (predicted == guess)).sum()),
+            }
+            for actual in SHORT_LABELS
+            for guess in SHORT_LABELS
+        ]
+    )
 
 
 def length_bucket_names(edges: list[int]) -> list[str]:
@@ -81,12 +96,7 @@ def write_plot_data(
     labels = frame["label"].to_numpy()
     predicted = (proba >= 0.5).astype(labels.dtype)
     out_dir.mkdir(parents=True)
-    pd.DataFrame(
-        {
-            "actual": [SHORT_LABELS[int(v)] for v in labels],
-            "predicted": [SHORT_LABELS[int(v)] for v in predicted],
-        }
-    ).to_csv(out_dir / "confusion.csv", index=False)
+    confusion_counts(labels, predicted).to_csv(out_dir / "confusion.csv", index=False)
     roc, pr = curve_frames(labels, proba, curve_points)
     roc.to_csv(out_dir / "roc.csv", index=False)
     pr.to_csv(out_dir / "precision_recall.csv", index=False)

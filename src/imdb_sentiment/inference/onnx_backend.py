@@ -31,7 +31,7 @@ INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "logits"
 NUM_LABELS = 2
 INSTALL_HINT = "pip install -e '.[onnx]'"
-# predict --backend / evaluate.backends: how DistilBERT is run, and its entry in the metrics.
+# predict --backend: how DistilBERT is run, and its name in the metrics (evaluate@<name>).
 BACKEND_ENTRIES = {"torch": "distilbert", "onnx-int8": "distilbert_int8"}
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,9 @@ from imdb_sentiment.inference.torch_backend import TorchScorer
 
 TRANSFORMER_MODEL = "distilbert"
 INT8_MODEL = BACKEND_ENTRIES["onnx-int8"]
+# What `evaluate MODEL` scores: the models of the pipeline, and DistilBERT's int8 ONNX copy
+# as a model of its own (dvc.yaml runs one evaluate stage per name).
+EVALUATED_MODELS = ("rf", "linear", TRANSFORMER_MODEL, INT8_MODEL)
 
 
 class EvaluateParams(Params):
@@ -38,10 +42,6 @@ class EvaluateParams(Params):
     bf16: bool = True
     # auto (the GPU when there is one), cpu, cuda, cuda:1, ...
     device: str = Field("auto", min_length=1)
-    # How DistilBERT is scored: each backend is one entry of the metrics.
-    backends: list[Literal["torch", "onnx-int8"]] = Field(
-        default_factory=lambda: ["torch", "onnx-int8"], min_length=1
-    )
     # Points kept of the ROC and precision-recall curves.
     curve_points: int = Field(200, ge=10, le=10000)
     # Upper edges (exclusive, in whole-review tokens) of the review-length buckets.
@@ -61,32 +61,36 @@ class EvaluateParams(Params):
             raise ValueError("must be positive and strictly increasing")
         return edges
 
-    @field_validator("backends")
-    @classmethod
-    def _distinct(cls, backends: list[str]) -> list[str]:
-        if len(set(backends)) != len(backends):
-            raise ValueError("lists a backend twice")
-        return backends
+
+def evaluated_model_dir(name: str) -> Path:
+    """The folder `evaluate` reads the model `name` from (dvc.yaml declares it as a dep)."""
+    return ONNX_DIR if name == INT8_MODEL else MODELS_DIR / name
 
 
 def read_test_frame() -> pd.DataFrame:
     path = TOKENIZED_FRAME_DIR / "test.parquet"
     if not path.exists():
         raise StageError(f"{path} is missing: run `dvc repro tokenize` first")
-    frame = pd.read_parquet(path, columns=["text", "label", "tokens", "n_tokens"])
+    frame = pd.read_parquet(path)
+    missing = {"review_id", "text", "label", "tokens", "n_tokens"} - set(frame.columns)
+    if missing:
+        raise StageError(f"{path} has no column {sorted(missing)}: run `dvc repro tokenize`")
     if frame.empty:
         raise StageError(f"{path} holds no reviews")
     return frame
 
 
-def read_test_ids(expected_labels: np.ndarray) -> list[list[int]]:
+def read_test_ids(expected_ids: np.ndarray, expected_labels: np.ndarray) -> list[list[int]]:
     """The test split's ids as `tokenize` cut them, checked to be the frame's reviews."""
     import datasets
 
     if not TOKENIZED_HF_DIR.exists():
         raise StageError(f"{TOKENIZED_HF_DIR} is missing: run `dvc repro tokenize` first")
     test = datasets.load_from_disk(str(TOKENIZED_HF_DIR))["test"]
-    if not np.array_equal(np.asarray(test["label"]), expected_labels):
+    same = "review_id" in test.column_names and np.array_equal(
+        np.asarray(test["review_id"]), expected_ids
+    )
+    if not same or not np.array_equal(np.asarray(test["label"]), expected_labels):
         raise StageError(f"{TOKENIZED_HF_DIR} and {TOKENIZED_FRAME_DIR} hold different test splits")
     return test["input_ids"]
 
@@ -118,8 +122,10 @@ def score_test_split(
     """P(positive) of the test reviews by the model `name`, scored on what `tokenize` wrote
     (the ids as training cut them, or the text and tokens), and the seconds it took."""
     scorer = test_split_scorer(name, config)
-    labels = frame["label"].to_numpy()
-    encoded = frame if isinstance(scorer, ClassicalScorer) else read_test_ids(labels)
+    if isinstance(scorer, ClassicalScorer):
+        encoded: Any = frame
+    else:
+        encoded = read_test_ids(frame["review_id"].to_numpy(), frame["label"].to_numpy())
     start = time.perf_counter()
     proba = scorer.score(encoded)
     return proba, time.perf_counter() - start

@@ -3,7 +3,8 @@
 Reads `data.source` (a Hugging Face dataset id, a folder of Parquet files, or an aclImdb/
 folder), cleans the text, carves a stratified, seeded validation split out of train (the
 test split is never used to choose anything) and writes `data/prepared/{split}.parquet`
-with columns `text` and `label`, plus the row counts to `summaries/prepare.json`.
+with columns `review_id` (the review's position in the source's split, a key that every
+later stage keeps), `text` and `label`, plus the row counts to `summaries/prepare.json`.
 """
 
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
 Writes two views of the same tokenization:
 - `data/tokenized/frame/{split}.parquet`: a DataFrame per split for the classical models,
-  with the cleaned `text`, the `label`, the whole review's WordPiece `tokens` joined by
-  spaces (classical models have no length limit, so nothing is cut) and `n_tokens`.
+  with `review_id` (prepare's key), the cleaned `text`, the `label`, the whole review's
+  WordPiece `tokens` joined by spaces (classical models have no length limit, so nothing
+  is cut) and `n_tokens`.
 - `data/tokenized/hf/`: a `datasets.DatasetDict` (`save_to_disk`) for the Trainer, with
-  `input_ids` cut to `tokenize.max_length` by `tokenize.truncation`, `label` and
-  `length` (the cut length, for length-grouped batches);
+  `review_id`, `input_ids` cut to `tokenize.max_length` by `tokenize.truncation`, `label`
+  and `length` (the cut length, for length-grouped batches);
 - `data/tokenized/tokenize_config.json`: how the ids were cut, which training copies beside
   the model so that prediction cuts new reviews the same way.
 Summary figures (share of reviews over max_length, mean length) go to
@@ -61,7 +62,7 @@ def main() -> None:
         path = PREPARED_DIR / f"{split}.parquet"
         if not path.exists():
             raise StageError(f"{path} is missing: run `dvc repro prepare` first")
-        prepared[split] = pd.read_parquet(path, columns=["text", "label"])
+        prepared[split] = pd.read_parquet(path, columns=["review_id", "text", "label"])
     tokenized = tokenize_splits(prepared, tokenizer, config)
     for split, figures in tokenized.summary.items():
         log.info("%s: %s", split, figures)

@@ -98,11 +98,13 @@ class TokenizedSplits:
 
 
 def transformer_features() -> Any:
-    """The columns of the transformer's splits: cut ids, label, cut length, whole length."""
+    """The columns of the transformer's splits: prepare's key, cut ids, label, cut length,
+    whole length."""
     import datasets
 
     return datasets.Features(
         {
+            "review_id": datasets.Value("int64"),
             "input_ids": datasets.Sequence(datasets.Value("int32")),
             "label": datasets.ClassLabel(names=[ID2LABEL[0], ID2LABEL[1]]),
             "length": datasets.Value("int32"),
@@ -114,7 +116,7 @@ def transformer_features() -> Any:
 def tokenize_splits(
     prepared: dict[str, pd.DataFrame], tokenizer: Any, config: TokenizeParams
 ) -> TokenizedSplits:
-    """Tokenize each prepared split (`text`, `label`) with `Dataset.map`, batched, in
+    """Tokenize each prepared split (`review_id`, `text`, `label`) with `Dataset.map`, batched, in
     `config.num_proc` processes, each with a progress bar named for its split."""
     import datasets
 
@@ -122,7 +124,8 @@ def tokenize_splits(
     features = transformer_features()
     frames, splits, summary = {}, {}, {}
     for split, frame in prepared.items():
-        mapped = datasets.Dataset.from_pandas(frame[["text", "label"]], preserve_index=False).map(
+        columns = ["review_id", "text", "label"]
+        mapped = datasets.Dataset.from_pandas(frame[columns], preserve_index=False).map(
             lambda batch: encode_batch(batch["text"], tokenizer, cutter),
             batched=True,
             batch_size=config.batch_size,
@@ -132,6 +135,7 @@ def tokenize_splits(
         n_tokens = np.asarray(mapped["n_tokens"], dtype=np.int32)
         frames[split] = pd.DataFrame(
             {
+                "review_id": frame["review_id"],
                 "text": frame["text"],
                 "label": frame["label"],
                 "tokens": mapped["tokens"],
