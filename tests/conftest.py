@@ -4,6 +4,7 @@ reference run of the whole tiny pipeline. The plain helpers they use live in hel
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from dvc_helpers import Reference, reference_run
+from filelock import FileLock
 from helpers import (
     PROJECT_ROOT,
     build_tiny_model,
@@ -60,18 +62,14 @@ def pipeline_processes_only_in_e2e_tests(
     monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with end-to-end tests first (each file keeps its order): pytest-xdist hands
-    out whole files as workers free up, so the long ones start early and the short ones
-    fill in at the end, rather than one worker finishing a long file alone."""
-    heavy = {item.path for item in items if item.get_closest_marker("e2e")}
-    items.sort(key=lambda item: item.path not in heavy)
+def tiny_model(out_dir: Path) -> Path:
+    """The tiny DistilBERT every test trains from (seeded: the same bytes each time)."""
+    return build_tiny_model(out_dir, make_reviews(200, seed=123)["text"].tolist())
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    texts = make_reviews(200, seed=123)["text"].tolist()
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-distilbert"), texts)
+    return tiny_model(tmp_path_factory.mktemp("tiny-distilbert"))
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +96,43 @@ def in_tmp_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def reference(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Reference:
-    """The whole tiny pipeline, run once per session from nothing and committed: the run
-    every other run is compared with, and what tests clone instead of running it again."""
-    return reference_run(tmp_path_factory, tiny_model_dir)
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    """The whole tiny pipeline, run once per test run from nothing and committed: the run
+    every other run is compared with, and what tests clone instead of running it again.
+
+    Under pytest-xdist the first worker that needs it builds it in the folder all workers
+    share (the parent of each worker's temp folder) while the others wait for the lock;
+    they all read the same run (tests only clone it, see `Reference`)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        base = tmp_path_factory.mktemp("reference")
+        return reference_run(base, tiny_model(base / "tiny-distilbert"))
+    base = tmp_path_factory.getbasetemp().parent / "reference"
+    record = base / "reference.pickle"
+    with FileLock(f"{base}.lock"):
+        if not record.exists():
+            shutil.rmtree(base, ignore_errors=True)  # what a failed attempt left
+            base.mkdir()
+            built = reference_run(base, tiny_model(base / "tiny-distilbert"))
+            record.with_suffix(".tmp").write_bytes(pickle.dumps(built))
+            record.with_suffix(".tmp").rename(record)
+    return pickle.loads(record.read_bytes())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The order in which pytest-xdist hands out whole files as workers free up: files with
+    end-to-end tests first (each file keeps its order), so the long ones start early and
+    the short ones fill in at the end, rather than one worker finishing a long file alone.
+    Among them one that uses the reference run first, so that one worker builds it while
+    the others run files that do not need it, and those that do come after."""
+    users = {item.path for item in items if "reference" in getattr(item, "fixturenames", ())}
+    heavy = {item.path for item in items if item.get_closest_marker("e2e")}
+    builder = min(users, default=None)
+
+    def rank(item: pytest.Item) -> int:
+        if item.path == builder:
+            return 0
+        if item.path in heavy:
+            return 2 if item.path in users else 1
+        return 3
+
+    items.sort(key=rank)

@@ -2,10 +2,10 @@
 shared by every test that compares with it, snapshots of a repository's outputs, clones,
 killing `dvc` mid-way, and an S3-compatible server (moto) on loopback.
 
-The reference run is made once per test session (the `reference` fixture in conftest, built
-with :func:`reference_run`): a fresh project repository where `dvc repro` runs every stage
-from nothing, which is what a forced run does, then committed so that clones get its
-`dvc.lock` and metrics.
+The reference run is made once per test run, shared by the pytest-xdist workers (the
+`reference` fixture in conftest, built with :func:`reference_run`): a fresh project
+repository where `dvc repro` runs every stage from nothing, which is what a forced run
+does, then committed so that clones get its `dvc.lock` and metrics.
 
 Stages, outs, the lock and the cache layout are read through DVC's Python API
 (`dvc.repo.Repo`), so the tests follow DVC's own reading of dvc.yaml and dvc.lock.
@@ -280,10 +280,10 @@ class Reference:
     log: str
 
 
-def reference_run(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Reference:
-    """Run the whole tiny pipeline in a new project repository and commit the result
-    (dvc.lock, metrics). Called once per session, by the `reference` fixture (conftest)."""
-    base = tmp_path_factory.mktemp("reference")
+def reference_run(base: Path, model_dir: Path) -> Reference:
+    """Run the whole tiny pipeline in a new project repository under `base` and commit the
+    result (dvc.lock, metrics). Called once per test run, by the `reference` fixture
+    (conftest)."""
     source = write_aclimdb(base / "source")
     repo = make_project_repo(base / "repo", source, model_dir)
     project_commit = git(repo, "rev-parse", "HEAD").stdout.strip()

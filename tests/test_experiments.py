@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,23 +53,21 @@ def test_every_param_is_read_by_a_stage() -> None:
 def test_exp_run_set_param_and_exp_show(reference: Reference, tmp_path: Path) -> None:
     repo = clone_with_cache(reference.repo, tmp_path / "repo")
     declared = _declared_params(repo)
-    assert "train_distilbert" in declared.get("train_distilbert", []), "train_distilbert must exist"
+    assert "train_linear" in declared["train_linear"], declared
 
-    run = dvc(repo, "exp", "run", "-n", "lr-5e-5", "-S", "train_distilbert.learning_rate=5e-5")
-    # Only what reads `train_distilbert` (and what depends on it) reruns; the rest comes
-    # from the cache.
-    assert "Running stage 'train_distilbert'" in run.stdout, run.stdout
-    unchanged = ("prepare", "tokenize", "train_rf", "train_linear")
-    assert set(unchanged) <= set(pipeline_stages(repo))
-    for stage in unchanged:
-        assert f"Running stage '{stage}'" not in run.stdout, stage
+    run = dvc(repo, "exp", "run", "-n", "c-5e-5", "-S", "train_linear.C=5e-5")
+    # Only what reads `train_linear` (and its own evaluate) reruns; every other stage,
+    # the other models' evaluations included, comes from the cache.
+    ran = set(re.findall(r"Running stage '([^']+)'", run.stdout))
+    assert ran == {"train_linear", "evaluate@linear"}, run.stdout
+    assert set(pipeline_stages(repo)) > ran | {"evaluate@rf", "evaluate@distilbert"}
 
     # DVC writes the number as YAML 1.2 does, and the stages read it back as a float.
-    assert "learning_rate: 5e-05" in (repo / "params.yaml").read_text(encoding="utf-8")
-    learning_rate = load_params(repo / "params.yaml")["train_distilbert"]["learning_rate"]
-    assert isinstance(learning_rate, float) and learning_rate == 5e-05
-    # It took effect: another model than the reference run's (learning rate 1e-3).
-    assert lock_outs(repo)["models/distilbert"] != reference.snapshot.lock["models/distilbert"]
+    assert "C: 5e-05" in (repo / "params.yaml").read_text(encoding="utf-8")
+    c_value = load_params(repo / "params.yaml")["train_linear"]["C"]
+    assert isinstance(c_value, float) and c_value == 5e-05
+    # It took effect: another model than the reference run's (C 1.0).
+    assert lock_outs(repo)["models/linear"] != reference.snapshot.lock["models/linear"]
 
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
     experiments = [
@@ -76,15 +75,15 @@ def test_exp_run_set_param_and_exp_show(reference: Reference, tmp_path: Path) ->
         for commit in shown
         for experiment in commit.get("experiments") or []
         for rev in experiment["revs"]
-        if rev["name"] == "lr-5e-5"
+        if rev["name"] == "c-5e-5"
     ]
     assert len(experiments) == 1, shown
     data = experiments[0]["data"]
-    shown_lr = data["params"]["params.yaml"]["data"]["train_distilbert"]["learning_rate"]
-    assert isinstance(shown_lr, float) and shown_lr == 5e-05
-    metrics = data["metrics"]["metrics/validation/distilbert.json"]["data"]
-    assert metrics == json.loads((repo / "metrics/validation/distilbert.json").read_text())
+    shown_c = data["params"]["params.yaml"]["data"]["train_linear"]["C"]
+    assert isinstance(shown_c, float) and shown_c == 5e-05
+    metrics = data["metrics"]["metrics/test/linear.json"]["data"]
+    assert metrics == json.loads((repo / "metrics/test/linear.json").read_text())
     assert set(metrics) >= {"accuracy", "f1"}
 
     table = dvc(repo, "exp", "show", "--no-pager", "--md").stdout
-    assert "lr-5e-5" in table and "5e-05" in table
+    assert "c-5e-5" in table and "5e-05" in table

@@ -1,11 +1,14 @@
 """Faults: a stage killed mid-way, and a corrupted object in the DVC cache.
 
 Kill test: `dvc repro` runs in its own process group in a fresh project (a clone reset to
-the commit before any run) and the whole group gets SIGKILL once a stage is busy: while
-its output is half written (the hidden `.NAME.tmp-RANDOM` folder of atomic_path exists) or,
-for training, once it has left a complete checkpoint. That happens during `tokenize`, then
-(second `dvc repro`) during training; a third `dvc repro` must finish the pipeline with
-the same outs and metrics as the uninterrupted reference run (dvc_helpers.reference_run).
+the commit before any run, in another folder, with its own empty DVC cache) and the whole
+group gets SIGKILL once a stage is busy: while its output is half written (the hidden
+`.NAME.tmp-RANDOM` folder of atomic_path exists) or, for training, once it has left a
+complete checkpoint. That happens during `tokenize`, then (second `dvc repro`) during
+training; a third `dvc repro` must finish the pipeline. Every stage has then run once from
+nothing, as in a forced run, and the result must be the uninterrupted reference run's
+(dvc_helpers.reference_run) byte for byte: the same outs, metrics and dvc.lock. That is
+also the suite's reproducibility test: two runs from nothing, in two folders, agree.
 
 Corruption: what DVC 3.67 does with a cache object whose bytes changed (read from
 dvc_data/hashfile/db: `HashFileDB.check` rehashes an object whose mtime/size/inode changed,
@@ -35,6 +38,7 @@ from dvc_helpers import (
     file_digests,
     kill_when,
     lock_outs,
+    lock_record,
     locked_stages,
     snapshot,
     start_dvc,
@@ -46,7 +50,7 @@ from helpers import dvc, git
 pytestmark = pytest.mark.e2e
 
 
-def test_sigkill_during_tokenize_and_training_then_repro_finishes(
+def test_sigkill_during_tokenize_and_training_then_repro_finishes_as_the_reference_run(
     reference: Reference, tmp_path: Path
 ) -> None:
     # One repository takes both kills in turn (saving a whole pipeline run): `dvc repro`
@@ -60,6 +64,10 @@ def test_sigkill_during_tokenize_and_training_then_repro_finishes(
     rerun = dvc(repo, "repro")
     assert f"Running stage '{training_stage(repo)}'" in rerun.stdout, rerun.stdout
     assert_same_run(snapshot(repo), reference.snapshot, "repro after the kills")
+    # The whole lock, deps and params included, is the reference's; only the hashes of
+    # the timing files (bytes that change from run to run, no metric) may differ.
+    timed = reference.snapshot.timed()
+    assert lock_record(repo, timed) == lock_record(reference.repo, timed)
     assert dvc_status(repo) == {}
     # What a killed run left beside an output (under a hidden name that Git and DVC ignore,
     # never inside an out) is removed when the rerun writes that output again.

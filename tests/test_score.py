@@ -130,11 +130,13 @@ def ray_address() -> Iterator[str]:
             time.sleep(1)
         yield address
     finally:
+        # `ray start --block` stops its node on SIGTERM; what has not gone within a few
+        # seconds is killed (these nodes hold nothing worth a clean shutdown).
         for node in reversed(nodes):
             node.send_signal(signal.SIGTERM)
         for node in reversed(nodes):
             try:
-                node.wait(timeout=20)
+                node.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 os.killpg(node.pid, signal.SIGKILL)
         kill_processes_mentioning(str(temp))

@@ -119,7 +119,13 @@ def test_editing_a_module_marks_only_the_stages_that_import_it(
     specs = stage_specs(repo)
     with Repo(str(repo)) as dvc_repo:
         assert dvc_repo.status() == {}, "the reference clone must start up to date"
-    for module in sorted((repo / CODE_DIR).rglob("*.py")):
+    # One module of each concern's folder (and evaluate, one module run as four stages):
+    # that every module is a dep of exactly the stages that import it is checked without
+    # DVC above; this checks that DVC reads those deps as written.
+    modules = [path for path in (repo / CODE_DIR).rglob("*.py") if path.name != "__init__.py"]
+    sample = {min(p for p in modules if p.parent == module.parent) for module in modules}
+    sample.add(repo / CODE_DIR / "stages" / "evaluate.py")
+    for module in sorted(sample):
         relative = module.relative_to(repo).as_posix()
         original = module.read_text(encoding="utf-8")
         module.write_text(original + "\n# an edit that changes no behaviour\n", encoding="utf-8")
