@@ -195,3 +195,20 @@ def test_without_onnxruntime_the_error_names_the_extra(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     with pytest.raises(StageError, match=r"^ONNX Runtime is not installed: pip install -e"):
         import_onnxruntime()
+
+
+def test_auto_backend_measures_both_graphs_once_and_keeps_its_answer(
+    trained_dir: Path, exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real probe (tests/test_auto_backend.py stubs it): both backends score the seeded
+    batch, and the answer with its measured ratio is kept for the next command."""
+    from imdb_sentiment.inference import auto_backend
+
+    monkeypatch.setenv(auto_backend.CACHE_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(auto_backend, "uses_bf16", lambda device, bf16: False)
+    seconds = auto_backend.measure(trained_dir, exported)
+    assert set(seconds) == {"torch", "onnx-int8"} and min(seconds.values()) > 0
+    chosen = auto_backend.choose_backend(trained_dir, exported, device="cpu")
+    [kept] = json.loads((tmp_path / auto_backend.CACHE_NAME).read_text()).values()
+    assert kept["backend"] == chosen and kept["int8_vs_torch"] > 0
+    assert chosen == ("onnx-int8" if kept["int8_vs_torch"] >= auto_backend.INT8_MARGIN else "torch")

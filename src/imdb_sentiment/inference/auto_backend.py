@@ -1,12 +1,15 @@
 """`--backend auto`: the fastest way to run the fine-tuned transformer on this machine.
 
-On a GPU that is torch (bf16 where the GPU has it). On a CPU it depends on the CPU: the
-int8 ONNX copy ran 1.52x torch fp32 on one AVX2 EPYC and 0.85x on an older one, and torch
-runs bf16 where the CPU has bf16 units (AMX, AVX512-BF16). So the choice is measured: both
-score the same seeded batch a few times, in turn, and int8 is taken only when it is clearly
-faster (it agrees with torch on about 99% of the labels, not all). The answer is kept per
-machine and model shape in a small cache file, so the probe runs once, not per command.
-int8 is a candidate only where its copy was exported from these very weights.
+On a GPU that is torch (bf16 where the GPU has it). On a CPU with bf16 units (AMX,
+AVX512-BF16) it is torch in bf16, with no probe: on a 2-core Xeon with AMX, bf16 scored
+real reviews faster than the int8 ONNX copy (docs/serving.md), while a short probe of a
+few rows had int8 ahead (bf16's kernels pay off on whole batches of real length). On another CPU
+it depends on the CPU: the int8 copy ran 1.52x torch fp32 on one AVX2 EPYC and 0.85x on an
+older one. So there the choice is measured: both score the same seeded batch a few times,
+in turn, and int8 is taken only when it is clearly faster (it agrees with torch on about
+99% of the labels, not all). The answer is kept per machine and model shape in a small
+cache file, so the probe runs once, not per command. int8 is a candidate only where its
+copy was exported from these very weights.
 """
 
 from __future__ import annotations
@@ -62,15 +65,15 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_key(config: Any, bf16: bool) -> str:
-    """What the answer depends on: the CPU, the libraries, the model's shape, bf16."""
+def machine_key(config: Any) -> str:
+    """What the answer depends on: the CPU, the libraries, the model's shape."""
     import onnxruntime
     import torch
 
     flags = sorted(set(SPEED_FLAGS) & cpuinfo_flags())
     shape = [getattr(config, name, None) for name in ("model_type", "hidden_size", "dim")]
     layers = [getattr(config, name, None) for name in ("num_hidden_layers", "n_layers")]
-    described = [cpu_name(), flags, torch.__version__, onnxruntime.__version__, shape, layers, bf16]
+    described = [cpu_name(), flags, torch.__version__, onnxruntime.__version__, shape, layers]
     return hashlib.sha256(json.dumps(described, default=str).encode()).hexdigest()[:16]
 
 
@@ -120,8 +123,10 @@ def choose_backend(model_dir: Path, onnx_dir: Path, device: str = "auto") -> str
         return "torch"
     import torch
 
+    if uses_bf16(torch.device("cpu"), bf16=True):
+        return "torch"
     folder = open_transformer_folder(model_dir, "config.json")
-    key = machine_key(folder.config, uses_bf16(torch.device("cpu"), bf16=True))
+    key = machine_key(folder.config)
     path = cache_file()
     try:
         cached = json.loads(path.read_text(encoding="utf-8"))
