@@ -55,7 +55,12 @@ def built_frame() -> Iterator[Path]:
     with temp_project("bench-classical-", settings, chdir=False) as work:
         for stage in ("prepare", "tokenize"):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=work, env=env, check=True)
+            subprocess.run(
+                [sys.executable, "-m", f"imdb_sentiment.stages.{stage}"],
+                cwd=work,
+                env=env,
+                check=True,
+            )
             print(f"{stage}: {time.perf_counter() - start:.1f} s", flush=True)
         yield work / "data" / "tokenized" / "frame"
 
