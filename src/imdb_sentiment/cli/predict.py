@@ -8,8 +8,9 @@
 
 DistilBERT (the default, `models/distilbert`, or any folder `dvc artifacts get` fetched)
 cuts a long review the way training did (`tokenize_config.json` beside the model) and runs
-with `--backend auto` (the faster of torch and the int8 ONNX copy on this machine), `torch`
-or `onnx-int8` (`inference.scorer`, as `evaluate` and `score` run it). `--model rf` /
+with `--backend auto` (torch on a GPU or on a CPU with bf16 units, else the faster here of
+torch and the int8 ONNX copy), `torch` or `onnx-int8` (`inference.scorer`, as `evaluate`
+and `score` run it). `--model rf` /
 `--model linear` load the classical pipelines, which read the review's WordPiece tokens
 beside its text: those come from the tokenizer of `model.name` in params.yaml, the one
 `tokenize` used (`--tokenizer` points elsewhere). Every review is cleaned first as
@@ -93,7 +94,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--backend",
         choices=BACKENDS,
         default="auto",
-        help="distilbert: auto (the faster here, measured once), torch or onnx-int8",
+        help="distilbert: auto (bf16 torch where the CPU has bf16, else the faster here "
+        "of torch and int8, measured once), torch or onnx-int8",
     )
     parser.add_argument("--format", choices=FORMATS, default="table")
     parser.add_argument("--output", type=Path, help="write here (atomically) instead of stdout")

@@ -55,7 +55,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--backend",
         choices=BACKENDS,
         default="auto",
-        help="distilbert: auto (the faster here, measured once), torch or onnx-int8",
+        help="distilbert: auto (bf16 torch where the CPU has bf16, else the faster here "
+        "of torch and int8, measured once), torch or onnx-int8",
     )
     parser.add_argument("--output", required=True, type=Path, help="folder for the scores")
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
