@@ -1,9 +1,8 @@
-"""Experiments: `dvc exp run -S key=value` changes a param and reruns what reads it, and
-`dvc exp show` lists the run with its params and metrics."""
+"""Experiments: every param is declared by a stage, so `dvc exp run -S key=value` reruns
+what reads it (and nothing else), and the stages read the value as DVC writes it back."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,9 @@ def test_every_param_is_read_by_a_stage() -> None:
     assert not orphans, f"params no stage in dvc.yaml declares: {orphans}"
 
 
-def test_exp_run_set_param_and_exp_show(reference: Reference, tmp_path: Path) -> None:
+def test_exp_run_sets_a_param_that_reruns_only_what_reads_it(
+    reference: Reference, tmp_path: Path
+) -> None:
     repo = clone_with_cache(reference.repo, tmp_path / "repo")
     declared = _declared_params(repo)
     assert "train_distilbert" in declared.get("train_distilbert", []), "train_distilbert must exist"
@@ -69,22 +70,3 @@ def test_exp_run_set_param_and_exp_show(reference: Reference, tmp_path: Path) ->
     assert isinstance(learning_rate, float) and learning_rate == 5e-05
     # It took effect: another model than the reference run's (learning rate 1e-3).
     assert lock_outs(repo)["models/distilbert"] != reference.snapshot.lock["models/distilbert"]
-
-    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
-    experiments = [
-        rev
-        for commit in shown
-        for experiment in commit.get("experiments") or []
-        for rev in experiment["revs"]
-        if rev["name"] == "lr-5e-5"
-    ]
-    assert len(experiments) == 1, shown
-    data = experiments[0]["data"]
-    shown_lr = data["params"]["params.yaml"]["data"]["train_distilbert"]["learning_rate"]
-    assert isinstance(shown_lr, float) and shown_lr == 5e-05
-    metrics = data["metrics"]["metrics/validation/distilbert.json"]["data"]
-    assert metrics == json.loads((repo / "metrics/validation/distilbert.json").read_text())
-    assert set(metrics) >= {"accuracy", "f1"}
-
-    table = dvc(repo, "exp", "show", "--no-pager", "--md").stdout
-    assert "lr-5e-5" in table and "5e-05" in table
