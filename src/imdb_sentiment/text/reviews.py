@@ -161,7 +161,7 @@ def read_reviews(texts: Sequence[str], file: str | None, column: str, stdin: Any
         raise StageError(f"{file}: cannot read reviews ({exc.strerror or exc})") from exc
     except StageError:
         raise
-    except Exception as exc:  # pyarrow and the csv parser raise many types for a bad file
+    except Exception as exc:  # pyarrow raises many types for a damaged Parquet file
         raise StageError(
             f"{file}: cannot read reviews ({type(exc).__name__}: {one_line(exc)})"
         ) from exc
