@@ -27,6 +27,10 @@ from helpers import (
 from imdb_sentiment.inference.auto_backend import CACHE_DIR_ENV
 from imdb_sentiment.inference.precision import CPU_BF16_ENV
 
+# The cache folder this process made for `--backend auto` (each xdist worker and the
+# controller make, and remove, their own).
+CACHE_DIR = pytest.StashKey[str]()
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist the workers share the CPUs: torch in each of them, and in the
@@ -35,12 +39,23 @@ def pytest_configure(config: pytest.Config) -> None:
     # choice set the answer themselves).
     os.environ[CPU_BF16_ENV] = "0"
     # `--backend auto` keeps what it measured in a cache folder: the tests' own, not the
-    # user's.
-    os.environ[CACHE_DIR_ENV] = tempfile.mkdtemp(prefix="imdb-sentiment-cache-")
+    # user's, removed when this process ends (pytest_unconfigure).
+    config.stash[CACHE_DIR] = os.environ[CACHE_DIR_ENV] = tempfile.mkdtemp(
+        prefix="imdb-sentiment-cache-"
+    )
     if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
         os.environ["OMP_NUM_THREADS"] = "1"
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(1)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the cache folder this process made, and only that one: a worker's folder is
+    its own, and the controller's (which the workers' environment started with) is
+    removed by the controller once every worker has finished."""
+    folder = config.stash.get(CACHE_DIR, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

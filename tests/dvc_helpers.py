@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -316,12 +315,6 @@ def cache_dir(repo: Path) -> Path:
         return Path(dvc_repo.cache.local_cache_dir)
 
 
-def cache_object(repo: Path, md5: str) -> Path:
-    """Where `repo`'s local cache keeps the object `md5` (a folder's listing: `md5.dir`)."""
-    with open_dvc_repo(repo) as dvc_repo:
-        return Path(dvc_repo.cache.local.oid_to_path(md5))
-
-
 # --------------------------------------------------------------------------- killing dvc
 
 
@@ -389,99 +382,19 @@ S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "test
 
 
 class S3Server:
-    """moto's standalone S3 server on 127.0.0.1, on a port the OS picks, in a thread.
-
-    `stall_uploads_after(n)` lets n object uploads through, then holds every later one
-    until `release_uploads()`. `stalled` is set once an upload is held and the n are
-    stored, so a push killed then is half done with no upload cut off mid-body: for the
-    interrupted-push test, and nothing depends on timing.
-    """
-
-    def __init__(self) -> None:
-        self._uploads = 0
-        self._stored = 0  # of the allowed uploads, those moto has answered
-        self._held = 0
-        self._allowed: int | None = None
-        self._lock = threading.Lock()
-        self._release = threading.Event()
-        self.stalled = threading.Event()
+    """moto's standalone S3 server on 127.0.0.1, on a port the OS picks, in a thread."""
 
     def start(self) -> None:
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
-
-        server = self
-
-        class GatedMotoServer(ThreadedMotoServer):
-            def _server_entry(self) -> None:  # as moto's, with the gate around the app
-                app = DomainDispatcherApplication(create_backend_app)
-                self._server = make_server(
-                    self._ip_address,
-                    self._port,
-                    server._gate(app),
-                    True,
-                    request_handler=MotoRequestHandler,
-                )
-                self._server_ready_event.set()
-                self._server.serve_forever()
 
         # Port 0: the OS picks a free port, so parallel runs never collide.
-        self._moto = GatedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
 
     def stop(self) -> None:
-        self.release_uploads()
         self._moto.stop()
-
-    def _gate(self, app: Callable) -> Callable:
-        def gated(environ: dict, start_response: Callable) -> Any:
-            # PUT /bucket/key is an object upload (PUT /bucket creates a bucket).
-            is_upload = (
-                environ["REQUEST_METHOD"] == "PUT"
-                and environ.get("PATH_INFO", "").strip("/").count("/") >= 1
-            )
-            if not is_upload:
-                return app(environ, start_response)
-            with self._lock:
-                self._uploads += 1
-                held = self._allowed is not None and self._uploads > self._allowed
-                self._held += held
-            if held:
-                self._check_stalled()
-                self._release.wait(120)
-                start_response("503 Service Unavailable", [("Content-Length", "0")])
-                return [b""]
-            # moto has read the whole body and stored the object when the app returns.
-            response = app(environ, start_response)
-            with self._lock:
-                self._stored += 1
-            self._check_stalled()
-            return response
-
-        return gated
-
-    def _check_stalled(self) -> None:
-        with self._lock:
-            if self._held and self._allowed is not None and self._stored >= self._allowed:
-                self.stalled.set()
-
-    def stall_uploads_after(self, allowed: int) -> None:
-        with self._lock:
-            self._uploads, self._stored, self._held, self._allowed = 0, 0, 0, allowed
-        self._release.clear()
-        self.stalled.clear()
-
-    def release_uploads(self) -> None:
-        with self._lock:
-            self._allowed = None
-        self._release.set()
 
     def client(self) -> Any:
         import boto3

@@ -297,6 +297,39 @@ def read_test_metrics(root: Path) -> dict[str, dict[str, Any]]:
     return {path.stem: json.loads(path.read_text()) for path in files}
 
 
+def metrics_from_predictions(root: Path) -> dict[str, dict[str, float]]:
+    """Each model's test metrics recomputed with scikit-learn from nothing but its
+    predictions/test/<model>.parquet: the label is P(positive) >= 0.5; the log loss clips
+    P to [1e-15, 1 - 1e-15], as the metrics files document (scikit-learn's own clip is
+    tighter, which matters for a forest's P of exactly 0 or 1)."""
+    from sklearn import metrics
+
+    recomputed = {}
+    for path in sorted((root / "predictions/test").glob("*.parquet")):
+        frame = pd.read_parquet(path)
+        labels, proba = frame["label"].to_numpy(), frame["p_positive"].to_numpy()
+        predicted = (proba >= 0.5).astype(labels.dtype)
+        recomputed[path.stem] = {
+            "accuracy": metrics.accuracy_score(labels, predicted),
+            "precision": metrics.precision_score(labels, predicted, zero_division=0),
+            "recall": metrics.recall_score(labels, predicted, zero_division=0),
+            "f1": metrics.f1_score(labels, predicted, zero_division=0),
+            "roc_auc": metrics.roc_auc_score(labels, proba),
+            "log_loss": metrics.log_loss(labels, np.clip(proba, 1e-15, 1 - 1e-15), labels=[0, 1]),
+        }
+    return recomputed
+
+
+def assert_test_metrics_match_predictions(root: Path) -> None:
+    """metrics/test/<model>.json holds, for every model, the metrics of its own predictions
+    (the JSON keeps every digit of a float, so they agree to rounding error)."""
+    scores, recomputed = read_test_metrics(root), metrics_from_predictions(root)
+    assert set(recomputed) == set(scores) == {"rf", "linear", "distilbert", "distilbert_int8"}
+    for model, expected in recomputed.items():
+        for key, value in expected.items():
+            assert scores[model][key] == pytest.approx(value, rel=1e-12, abs=1e-15), (model, key)
+
+
 def tokens_of(text: str) -> str:
     """Stand-in for the WordPiece tokens: lowercased words and punctuation."""
     return " ".join(re.findall(r"\w+|[^\w\s]", text.lower()))

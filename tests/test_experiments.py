@@ -1,9 +1,8 @@
-"""Experiments: `dvc exp run -S key=value` changes a param and reruns what reads it, and
-`dvc exp show` lists the run with its params and metrics."""
+"""Experiments: every param is declared by a stage, so `dvc exp run -S key=value` reruns
+what reads it (and nothing else), and the stages read the value as DVC writes it back."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,9 @@ def test_every_param_is_read_by_a_stage() -> None:
     assert not orphans, f"params no stage in dvc.yaml declares: {orphans}"
 
 
-def test_exp_run_set_param_and_exp_show(reference: Reference, tmp_path: Path) -> None:
+def test_exp_run_sets_a_param_that_reruns_only_what_reads_it(
+    reference: Reference, tmp_path: Path
+) -> None:
     repo = clone_with_cache(reference.repo, tmp_path / "repo")
     declared = _declared_params(repo)
     assert "train_linear" in declared["train_linear"], declared
@@ -68,22 +69,3 @@ def test_exp_run_set_param_and_exp_show(reference: Reference, tmp_path: Path) ->
     assert isinstance(c_value, float) and c_value == 5e-05
     # It took effect: another model than the reference run's (C 1.0).
     assert lock_outs(repo)["models/linear"] != reference.snapshot.lock["models/linear"]
-
-    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
-    experiments = [
-        rev
-        for commit in shown
-        for experiment in commit.get("experiments") or []
-        for rev in experiment["revs"]
-        if rev["name"] == "c-5e-5"
-    ]
-    assert len(experiments) == 1, shown
-    data = experiments[0]["data"]
-    shown_c = data["params"]["params.yaml"]["data"]["train_linear"]["C"]
-    assert isinstance(shown_c, float) and shown_c == 5e-05
-    metrics = data["metrics"]["metrics/test/linear.json"]["data"]
-    assert metrics == json.loads((repo / "metrics/test/linear.json").read_text())
-    assert set(metrics) >= {"accuracy", "f1"}
-
-    table = dvc(repo, "exp", "show", "--no-pager", "--md").stdout
-    assert "c-5e-5" in table and "5e-05" in table

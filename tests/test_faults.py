@@ -1,43 +1,30 @@
-"""Faults: a stage killed mid-way, and a corrupted object in the DVC cache.
+"""Faults: a stage killed mid-way.
 
-Kill test: `dvc repro` runs in its own process group in a fresh project (a clone reset to
-the commit before any run, in another folder, with its own empty DVC cache) and the whole
-group gets SIGKILL once a stage is busy: while its output is half written (the hidden
+`dvc repro` runs in its own process group in a fresh project (a clone reset to the commit
+before any run, in another folder, with its own empty DVC cache) and the whole group gets
+SIGKILL once a stage is busy: while its output is half written (the hidden
 `.NAME.tmp-RANDOM` folder of atomic_path exists) or, for training, once it has left a
 complete checkpoint. That happens during `tokenize`, then (second `dvc repro`) during
 training; a third `dvc repro` must finish the pipeline. Every stage has then run once from
 nothing, as in a forced run, and the result must be the uninterrupted reference run's
 (dvc_helpers.reference_run) byte for byte: the same outs, metrics and dvc.lock. That is
 also the suite's reproducibility test: two runs from nothing, in two folders, agree.
-
-Corruption: what DVC 3.67 does with a cache object whose bytes changed (read from
-dvc_data/hashfile/db: `HashFileDB.check` rehashes an object whose mtime/size/inode changed,
-deletes it on a mismatch and raises `ObjectFormatError`): `dvc status` and `dvc status -c`
-report the object missing and drop it, `dvc push` refuses to upload it, and `dvc pull` /
-`dvc fetch` bring the good copy back from the remote. `dvc checkout` does not rehash, so
-the README tells users to run `dvc status -c` (or `dvc fetch`) to check the cache.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 from dvc_helpers import (
     Reference,
     assert_same_run,
-    cache_object,
     clone,
-    clone_with_cache,
     consumed_outs,
     declared_outs,
     dvc_status,
     file_digests,
     kill_when,
-    lock_outs,
     lock_record,
     locked_stages,
     snapshot,
@@ -107,52 +94,3 @@ def _kill_during(stage: str, repo: Path, reference: Reference, log: Path) -> lis
     if stage == "tokenize":
         assert leftovers, "the kill should have caught tokenize writing its output"
     return leftovers
-
-
-def test_corrupted_cache_object_is_reported_and_not_used(
-    reference: Reference, tmp_path: Path
-) -> None:
-    repo = clone_with_cache(reference.repo, tmp_path / "repo")
-    dvc(repo, "remote", "add", "-d", "backup", str(tmp_path / "backup"))
-    dvc(repo, "push")
-
-    # One file of data/prepared, through the folder's .dir listing in the cache.
-    listing = json.loads(cache_object(repo, lock_outs(repo)["data/prepared"]).read_text())
-    victim = listing[0]
-    workspace_copy = repo / "data/prepared" / victim["relpath"]
-    good = workspace_copy.read_bytes()
-    cached = cache_object(repo, victim["md5"])
-
-    _corrupt(cached)
-    # Reported: against the remote, the object now counts as missing from the cache ...
-    assert dvc_status(repo, "-c") == {f"data/prepared/{victim['relpath']}": "deleted"}
-    # ... and DVC deleted the bad copy rather than keep it.
-    assert not cached.exists()
-    assert dvc_status(repo) == {"prepare": [{"changed outs": {"data/prepared": "not in cache"}}]}
-    # Not used: with the workspace copy gone, checkout fails instead of restoring bad bytes.
-    shutil.rmtree(repo / "data/prepared")
-    checkout = dvc(repo, "checkout", "data/prepared", check=False)
-    assert checkout.returncode != 0
-    assert not workspace_copy.exists()
-    # The remote still has the good copy: pull repairs the cache and the workspace.
-    dvc(repo, "pull", "data/prepared")
-    assert workspace_copy.read_bytes() == good
-    assert cache_object(repo, victim["md5"]).read_bytes() == good
-    assert dvc_status(repo) == {}
-
-    # A push never spreads a corrupted object: it is checked, dropped, and not uploaded.
-    _corrupt(cached)
-    fresh = tmp_path / "fresh-remote"
-    dvc(repo, "remote", "add", "fresh", str(fresh))
-    pushed = dvc(repo, "push", "-r", "fresh", check=False)
-    assert victim["md5"] in pushed.stdout + pushed.stderr  # named as missing
-    assert not (fresh / "files" / "md5" / victim["md5"][:2] / victim["md5"][2:]).exists()
-    assert not cached.exists()
-
-
-def _corrupt(path: Path) -> None:
-    """Flip one byte in the middle of a (read-only) cache file, as a disk error would."""
-    os.chmod(path, 0o644)
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))

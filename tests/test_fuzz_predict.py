@@ -82,10 +82,23 @@ def csv_bytes(cells: list[bytes]) -> bytes:
     return b"text,other\n" + b"\n".join(quoted) + b"\n"
 
 
+# Files a spreadsheet, a script or a careless hand writes: a header (or none), then
+# fragments that make fields, quotes (closed or not), blank and white-space lines, every
+# line ending, NUL, bytes that are not UTF-8.
+CSV_HEADERS = st.sampled_from(
+    [b"text\n", b"text,id\n", b"id,text\r\n", b"\xef\xbb\xbftext,id\n", b"text,text\n"]
+    + [b'"text"\n', b"\n \t\ntext\n", b"Text\n", b"", b"id\n"]
+)
+CSV_FRAGMENTS = st.sampled_from(
+    [b"superb", b"dull", b",", b",", b'"', b'""', b"\n", b"\n", b"\r", b"\r\n", b" ", b"\t"]
+    + [b"\x00", b"\xff", "caf\u00e9".encode(), b"<br />", b"=1+1", b"\n\n", b"7"]
+)
+CSV_LIKE = st.tuples(CSV_HEADERS, st.lists(CSV_FRAGMENTS, max_size=25).map(b"".join)).map(b"".join)
 CSV_FILES = st.one_of(
     st.binary(max_size=300),
     st.lists(st.binary(max_size=30), max_size=8).map(csv_bytes),
     st.lists(ANY_TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")), max_size=8).map(csv_bytes),
+    CSV_LIKE,
 )
 
 
@@ -214,21 +227,99 @@ def test_any_bytes_in_a_text_file(files: Path, data: bytes, cleaning: CleaningPa
     check_formats(rows)
 
 
+def csv_rows(text: str) -> list[list[str]] | None:
+    """The rows of CSV `text` by the rules predict documents (RFC 4180), parsed here apart
+    from the project's reader: fields split by commas; a field that starts with `"` is
+    quoted (it may hold commas and line breaks, `""` is one quote) and ends at its closing
+    quote; a `"` inside an unquoted field is itself; rows end at \\n, \\r\\n or \\r
+    outside quotes; an empty line is skipped. None when a quoted field never ends or is
+    followed by anything but a comma or the end of its row."""
+    rows: list[list[str]] = []
+    row: list[str] = []
+    field: list[str] = []
+    state, quoted, i = "start", False, 0  # states: start, plain, quoted, closed
+
+    def end_row() -> None:
+        row.append("".join(field))
+        if row != [""] or quoted:
+            rows.append(list(row))
+
+    while i < len(text):
+        char = text[i]
+        i += 1
+        if state == "quoted":
+            if char == '"':
+                state = "closed"
+            else:
+                field.append(char)
+        elif state == "closed" and char == '"':
+            field.append('"')
+            state = "quoted"
+        elif char == ",":
+            row.append("".join(field))
+            field, state = [], "start"
+        elif char in "\r\n":
+            if char == "\r" and text[i : i + 1] == "\n":
+                i += 1
+            end_row()
+            row, field, state, quoted = [], [], "start", False
+        elif state == "closed":
+            return None
+        elif state == "start" and char == '"':
+            state, quoted = "quoted", True
+        else:
+            field.append(char)
+            state = "plain"
+    if state == "quoted":
+        return None
+    end_row()
+    return rows
+
+
+def expected_csv_cells(data: bytes) -> list[str] | None:
+    """The `text` column's cells (not UTF-8 bytes as surrogates, a missing cell empty), or
+    None when the bytes are no readable CSV with a `text` column: no row at all, a header
+    (the first row, after a UTF-8 BOM) that is not UTF-8 or has no field named `text`, a
+    quoted field that never ends, or a row with more fields than the header."""
+    rows = csv_rows(data.decode("utf-8", "surrogateescape").removeprefix("\ufeff"))
+    if not rows or "text" not in rows[0] or any(len(row) > len(rows[0]) for row in rows):
+        return None
+    try:
+        "".join(rows[0]).encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8
+        return None
+    column = rows[0].index("text")
+    return [row[column] if column < len(row) else "" for row in rows[1:]]
+
+
 @FAST
 @given(data=CSV_FILES, cleaning=CLEANINGS)
 def test_any_bytes_in_a_csv_file(files: Path, data: bytes, cleaning: CleaningParams) -> None:
-    """A CSV file is either read (rows plus one line per bad row) or refused in one line
-    naming it."""
+    """A CSV file is read as the rules of csv_rows() read it: its reviews are the `text`
+    column's cells in order, a cell that is not UTF-8 reported; it is refused, in one line
+    naming it, exactly when those rules find no readable CSV with a `text` column."""
     path = files / "reviews.csv"
     path.write_bytes(data)
+    expected = expected_csv_cells(data)
     try:
         reviews = read_reviews([], str(path), "text")
     except StageError as error:
         message = str(error)
+        assert expected is None, f"refused ({message}) but reads as {expected}"
         assert message.startswith(f"{path}: ") and "\n" not in message
         return
+    assert expected is not None, "read, but the file has no readable text column"
+    assert len(reviews.texts) == len(expected), (reviews.texts, expected)
+    for position, cell in enumerate(expected):
+        try:
+            cell.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8: a bad row, reported
+            assert position in reviews.bad and reviews.texts[position] == "", (position, cell)
+        else:
+            assert position not in reviews.bad and reviews.texts[position] == cell, position
     rows, lines = score(reviews, cleaning)
     check_accounting(reviews, rows, lines)
+    check_expected(expected, rows, cleaning)
     check_formats(rows)
 
 

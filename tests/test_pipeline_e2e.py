@@ -65,10 +65,6 @@ def test_second_dvc_repro_skips_every_stage(reference: Reference, tmp_path: Path
 
     repo = clone_with_cache(reference.repo, tmp_path / "repo")
     stages = pipeline_stages(repo)
-    dag = dvc(repo, "dag").stdout
-    for stage in stages:
-        assert stage in dag
-
     second = dvc(repo, "repro")
     for stage in stages:
         assert f"Stage '{stage}' didn't change, skipping" in second.stdout, second.stdout

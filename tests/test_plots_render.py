@@ -3,10 +3,11 @@
 their counts and the ROC curve with a colour per model, among the others.
 
 DVC's page loads vega, vega-lite and vega-embed from a CDN, which neither this machine nor
-CI can reach: the page is rendered with `--html-template` pointing at local copies
-(`make browser-deps` installs them into .cache/vega, and Chromium + chromedriver from
-Debian). When they are missing the test runs `make browser-deps` once; it skips only when
-that cannot install them (not root, no apt), and fails instead under CI=true.
+CI can reach: the page is rendered with `--html-template` pointing at local copies.
+`make browser-deps` installs them into .cache/vega, and headless Chromium + chromedriver
+from Debian; no test installs anything. When they are missing these tests skip and say
+so (run `make browser-deps` first); under CI=true they fail instead, since CI
+(`.ci/run`) runs `make browser-deps` before `make test`.
 """
 
 from __future__ import annotations
@@ -83,22 +84,18 @@ def missing_browser_deps() -> list[str]:
 
 @pytest.fixture(scope="module")
 def browser_deps() -> None:
-    """Install what the browser needs when it is missing; skip (fail in CI) if that fails."""
-    if not missing_browser_deps():
-        return
-    result = subprocess.run(
-        ["make", "browser-deps"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900
-    )
+    """Skip (fail under CI=true) when Chromium, chromedriver or the vega copies are
+    missing: installing them is `make browser-deps`'s job, never a test's."""
     missing = missing_browser_deps()
-    if missing:
-        reason = (
-            f"headless Chromium and vega could not be installed by `make browser-deps` "
-            f"(exit {result.returncode}: {(result.stdout + result.stderr).strip()[-300:]}); "
-            f"missing: {', '.join(missing)}"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    if not missing:
+        return
+    reason = (
+        "headless Chromium/chromedriver or .cache/vega missing: run `make browser-deps` "
+        f"(missing: {', '.join(missing)})"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 def write_evaluate_plots(repo: Path, seed: int) -> None:

@@ -5,18 +5,22 @@ quick` with local data and a local model, then commit, push, and a teammate's cl
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from helpers import (
     PROJECT_ROOT,
     TINY_PARAMS,
+    assert_test_metrics_match_predictions,
     dvc,
     git,
     make_project_repo,
+    metrics_from_predictions,
     run,
     write_aclimdb,
 )
@@ -84,13 +88,18 @@ def test_make_quick_then_share_to_a_clean_clone(tmp_path: Path, tiny_model_dir: 
     # The fine-tuned models are named with their base model.
     base = f"({tiny_model_dir.name})"
     assert [line.split()[1] == base for line in lines] == [False, False, True, True], table
-    assert all(0.0 <= float(cells[0]) <= 1.0 for cells in rows.values()), table
-    # Each accuracy with its 95% interval: `0.863 [0.841, 0.883]`.
-    for cells in rows.values():
-        low, high = float(cells[1].strip("[,")), float(cells[2].strip("]"))
-        assert low <= float(cells[0]) <= high, table
-    # The n-gram models learn even this little synthetic data.
-    assert float(rows["linear"][0]) > 0.6 and float(rows["rf"][0]) > 0.6, table
+    # Each model's figures are those of the run's own predictions, recomputed here, and
+    # so are its metrics files: accuracy with its 95% Wilson interval (`0.863 [0.841,
+    # 0.883]`), F1, ROC AUC and log loss.
+    assert_test_metrics_match_predictions(repo)
+    for model, metrics in metrics_from_predictions(repo).items():
+        accuracy, low, high, *others = rows[model]
+        assert accuracy == f"{metrics['accuracy']:.3f}", (model, table)
+        assert others == [f"{metrics[key]:.4f}" for key in ("f1", "roc_auc", "log_loss")], table
+        reviews = len(pd.read_parquet(repo / f"predictions/test/{model}.parquet"))
+        expected = wilson(round(metrics["accuracy"] * reviews), reviews)
+        shown = (float(low.strip("[,")), float(high.strip("]")))
+        assert shown == pytest.approx(expected, abs=0.0005 + 1e-9), (model, table)
     # Local data and model came in the DVC way: relative paths, tracked by `dvc add`.
     params = (repo / "params.yaml").read_text()
     assert "source: ./data/raw/aclImdb" in params and "name: ./models/pretrained/" in params
@@ -143,6 +152,14 @@ def test_make_quick_then_share_to_a_clean_clone(tmp_path: Path, tiny_model_dir: 
     runs = make(clone, venv, "runs").stdout
     [row] = [line for line in runs.splitlines() if "[quick]" in line]
     assert f"| {tiny_model_dir.name} " in row, runs
+
+
+def wilson(correct: int, total: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The 95% Wilson score interval, from its formula."""
+    share, spread = correct / total, z * z / total
+    centre = (share + spread / 2) / (1 + spread)
+    half = z * math.sqrt(share * (1 - share) / total + spread / (4 * total)) / (1 + spread)
+    return centre - half, centre + half
 
 
 def make(repo: Path, venv: Path, target: str) -> subprocess.CompletedProcess[str]:

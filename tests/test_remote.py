@@ -29,13 +29,10 @@ from dvc_helpers import (
     clone_with_cache,
     declared_outs,
     dvc_status,
-    kill_when,
     no_aws_profile,
     pipeline_stages,
-    run_env,
     s3_server,
     snapshot,
-    start_dvc,
     unpushed_outs,
 )
 from helpers import PROJECT_ROOT, dvc, git, run
@@ -154,35 +151,6 @@ def test_local_remote_round_trip(reference: Reference, tmp_path: Path) -> None:
     dvc(origin, "push")
     assert (storage / "files" / "md5").is_dir()
     check_fresh_clone_pulls(origin, tmp_path / "clone", reference)
-
-
-def test_interrupted_push_completes_when_rerun(
-    reference: Reference, tmp_path: Path, s3: S3Server, clean_aws_env: pytest.MonkeyPatch
-) -> None:
-    bucket = s3.create_bucket("interrupted")
-    origin = clone_with_cache(reference.repo, tmp_path / "origin")
-    add_s3_remote(origin, s3, bucket)
-
-    # The server takes two uploads, then holds the rest: dvc is killed with the push half
-    # done, as a dropped connection or a closed laptop would leave it.
-    s3.stall_uploads_after(2)
-    log = tmp_path / "push.log"
-    push = start_dvc(origin, "push", "-j", "2", log=log, env=run_env())
-    kill_when(push, s3.stalled.is_set, log, timeout=120)
-    s3.release_uploads()
-    partial = s3.keys(bucket)
-    assert len(partial) == 2, partial
-    missing = dvc_status(origin, "-c")
-    assert missing and all(state == "new" for state in missing.values()), missing
-
-    # Run again: it completes, and a fresh clone gets everything.
-    dvc(origin, "push")
-    assert len(s3.keys(bucket)) > len(partial)
-    assert dvc_status(origin, "-c") == {}
-    for key, value in S3_CREDENTIALS.items():
-        clean_aws_env.setenv(key, value)
-    # (The rebuild after the pull is the same as in the round trips above.)
-    check_fresh_clone_pulls(origin, tmp_path / "clone", reference, rebuild=False)
 
 
 def test_a_clone_elsewhere_is_told_which_remote_it_cannot_reach(

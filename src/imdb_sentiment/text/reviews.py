@@ -97,11 +97,44 @@ def _stream_lines(stream: Any) -> list[bytes | str]:
     return raw.splitlines()
 
 
+def _read_csv(raw: bytes, file: str) -> pd.DataFrame:
+    """A CSV file's cells as strings, by RFC 4180 (pandas takes an unnamed first column as
+    the index, shifting ids into the reviews, and drops a row after a lone \\r). Bytes not
+    UTF-8 stay as surrogates; a BOM, empty lines skipped; names made unique (`text.1`)."""
+    text = raw.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+    # No cell is longer than the file (the module's default limit is 131,072 characters).
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[list[str]] = []
+    try:
+        for row in filter(None, reader):
+            if rows and len(row) > len(rows[0]):
+                found = f"{len(row)} fields, the header {len(rows[0])}"
+                raise StageError(f"{file}: line {reader.line_num} has {found}")
+            rows.append(row)
+    except csv.Error as exc:
+        raise StageError(f"{file}: not CSV at line {reader.line_num} ({exc})") from exc
+    if not rows:
+        raise StageError(f"{file}: no header row: the file holds no CSV")
+    try:
+        "".join(rows[0]).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise StageError(f"{file}: the header is not UTF-8") from exc
+    names: list[str] = []
+    for position, name in enumerate(rows[0]):
+        base = unique = name or f"Unnamed: {position}"
+        copies = 0
+        while unique in names:
+            copies += 1
+            unique = f"{base}.{copies}"
+        names.append(unique)
+    cells = [row + [""] * (len(names) - len(row)) for row in rows[1:]]
+    return pd.DataFrame(cells, columns=names, dtype=object)
+
+
 def read_reviews(texts: Sequence[str], file: str | None, column: str, stdin: Any = None) -> Reviews:
     """The reviews to label: `texts`, then those of `file` (a text file, one review per
     line; a .csv or .parquet file's `column`; `-` for stdin). With neither, stdin."""
-    import sys
-
     reviews = Reviews()
     for text in texts:
         reviews.add(text)
@@ -119,17 +152,16 @@ def read_reviews(texts: Sequence[str], file: str | None, column: str, stdin: Any
         if suffix == ".parquet":
             frame = pd.read_parquet(path)
         elif suffix == ".csv":
-            raw = path.read_bytes()
-            frame = pd.read_csv(
-                io.BytesIO(raw), dtype=str, keep_default_na=False, encoding_errors="surrogateescape"
-            )
+            frame = _read_csv(path.read_bytes(), file)
         else:
             for line in path.read_bytes().splitlines():
                 reviews.add(line)
             return reviews
     except OSError as exc:
         raise StageError(f"{file}: cannot read reviews ({exc.strerror or exc})") from exc
-    except Exception as exc:  # pyarrow and the csv parser raise many types for a bad file
+    except StageError:
+        raise
+    except Exception as exc:  # pyarrow raises many types for a damaged Parquet file
         raise StageError(
             f"{file}: cannot read reviews ({type(exc).__name__}: {one_line(exc)})"
         ) from exc
@@ -141,7 +173,14 @@ def read_reviews(texts: Sequence[str], file: str | None, column: str, stdin: Any
     start = len(reviews.texts)
     for value in frame[column].tolist():
         reviews.add(value)
-    carried = frame.drop(columns=[column])
+    # Another column's bytes that are not UTF-8 become U+FFFD: no output format holds them.
+    carried = frame.drop(columns=[column]).map(
+        lambda cell: (
+            cell.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            if isinstance(cell, str)
+            else cell
+        )
+    )
     if len(carried.columns):
         reviews.carried = carried.set_axis(range(start, start + len(frame)), axis="index")
     return reviews
