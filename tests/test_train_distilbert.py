@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -521,3 +522,31 @@ def test_killed_run_resumes_to_the_same_result(
     assert not (repo / "checkpoints/distilbert").exists()
     status = run([sys.executable, "-m", "dvc", "status", "train_distilbert"], cwd=repo)
     assert "changed" not in status.stdout
+
+
+def test_every_progress_bar_of_training_is_drawn_with_its_label(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The training and validation bars say what they count from their first frame: tqdm
+    draws a bar when it is made, so a label set afterwards leaves an unlabelled line."""
+    from types import SimpleNamespace
+
+    from imdb_sentiment.transformer import progress
+
+    bars = progress.progress_callbacks("train_distilbert")[0]
+    state = SimpleNamespace(
+        max_steps=4, num_train_epochs=2, epoch=0, global_step=0, is_world_process_zero=True
+    )
+    args = SimpleNamespace()
+    bars.on_train_begin(args, state, None)
+    for _ in range(3):
+        bars.on_prediction_step(args, state, None, eval_dataloader=[1, 2, 3])
+    bars.on_evaluate(args, state, None)
+    bars.on_train_end(args, state, None)
+    drawn = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", capsys.readouterr().err)  # cursor moves
+    frames = [frame for frame in drawn.replace("\r", "\n").splitlines() if "|" in frame]
+    assert frames and all(
+        frame.strip().startswith(("train_distilbert epoch 1/2", "train_distilbert validation"))
+        for frame in frames
+    ), frames
+    assert any("validation" in frame for frame in frames)

@@ -40,7 +40,9 @@ def _duration(seconds: float) -> str:
 def progress_callbacks(stage: str, advice: str = FULL_DATA_ADVICE) -> list[Any]:
     """Callbacks that replace the Trainer's unlabelled progress bar (built lazily so that
     importing this module does not import transformers)."""
+    from tqdm.auto import tqdm
     from transformers import ProgressCallback, TrainerCallback
+    from transformers.trainer_utils import has_length
 
     class LabelledProgress(ProgressCallback):
         def _label(self, state: Any) -> str:
@@ -48,19 +50,28 @@ def progress_callbacks(stage: str, advice: str = FULL_DATA_ADVICE) -> list[Any]:
             epoch = min(epochs, int(state.epoch or 0) + 1)
             return f"{stage} epoch {epoch}/{epochs}"
 
+        # Both bars are made here, labelled, in place of the Trainer's own code that makes
+        # them without a label (tqdm draws a bar as soon as it is made).
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            super().on_train_begin(args, state, control, **kwargs)
-            if self.training_bar is not None:
-                self.training_bar.set_description(self._label(state))
+            if state.is_world_process_zero:
+                label = self._label(state)
+                self.training_bar = tqdm(total=state.max_steps, desc=label, dynamic_ncols=True)
+            self.current_step = 0
 
         def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if self.training_bar is not None:
                 self.training_bar.set_description(self._label(state))
 
         def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            loader = kwargs.get("eval_dataloader")
+            if self.prediction_bar is None and state.is_world_process_zero and has_length(loader):
+                self.prediction_bar = tqdm(
+                    total=len(loader),
+                    desc=f"{stage} validation",
+                    leave=self.training_bar is None,
+                    dynamic_ncols=True,
+                )
             super().on_prediction_step(args, state, control, **kwargs)
-            if self.prediction_bar is not None and not self.prediction_bar.desc:
-                self.prediction_bar.set_description(f"{stage} validation")
 
     class CpuPace(TrainerCallback):
         """After the first steps on a CPU, say how long the whole run will take, once."""
