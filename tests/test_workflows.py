@@ -265,3 +265,20 @@ def test_browser_deps_failure_fails_only_in_ci(tmp_path: Path, ci: str) -> None:
     status, out, _ = browser_deps(tmp_path, uid=1001, sudo=False, CI=ci, APT_FAILS="1")
     assert "browser-deps: could not install chromium chromium-driver" in out
     assert (status != 0) == (ci == "true")
+
+
+@pytest.mark.parametrize(
+    ("name", "package"),
+    [("pr-report.yml", "vl-convert-python"), ("gpu-repro.yml", "dvc-s3")],
+    ids=["pr-plots-as-png", "gpu-s3-remote"],
+)
+def test_each_workflow_installs_what_its_steps_need(name: str, package: str) -> None:
+    """The PR report draws its plots with vl-convert (the ci extra) and the GPU run pushes
+    to the team's S3 remote (the s3 extra): both only in the locked dev set, which
+    `make install-dev` installs and `make install` does not."""
+    requirements = PROJECT_ROOT / "requirements"
+    assert f"\n{package}==" in (requirements / "dev.txt").read_text()
+    assert f"\n{package}==" not in (requirements / "runtime.txt").read_text()
+    workflow = load_workflow(name)
+    install = steps(workflow)[step_index(workflow, r"^make install")]["run"]
+    assert re.search(r"^make install-dev$", install, re.M), install
