@@ -1,6 +1,6 @@
 """What the tests share: synthetic reviews, a tiny DistilBERT, and a temporary DVC project.
 
-Nothing here reads ../shared or the network: the reviews are generated, the tokenizer is
+Nothing here reads a dataset or the network: the reviews are generated, the tokenizer is
 trained on them in the test session and the model is a randomly initialised DistilBERT
 with two tiny layers, so the suite runs on a fresh machine in minutes.
 """
