@@ -35,6 +35,8 @@ from dvc.repo import Repo
 from dvc.stage import PipelineStage
 from helpers import dvc, git, make_project_repo, subprocess_env, write_aclimdb
 
+from imdb_sentiment.core.atomic import MARKER
+
 # Keys of JSON outs that measure time, not the model: a rerun changes them, so comparisons
 # between runs leave them out (e.g. `fit_s`, `runtime_s` and `reviews_per_s` in
 # timings/*.json, `train_runtime`, `train_samples_per_second`).
@@ -371,9 +373,12 @@ def kill_group(process: subprocess.Popen) -> None:
 
 
 def tmp_siblings(repo: Path, out: str) -> list[Path]:
-    """The half-written copies of `out` that atomic_path leaves if killed."""
+    """The half-written copies of `out` that atomic_path leaves if killed: its private
+    folders once marked (a kill in the instant between making one and marking it leaves
+    an empty folder, which is not removed: core/atomic.py)."""
     final = repo / out
-    return sorted(final.parent.glob(TMP_SIBLING.format(name=final.name)))
+    folders = final.parent.glob(TMP_SIBLING.format(name=final.name))
+    return sorted(folder for folder in folders if (folder / MARKER).is_file())
 
 
 # --------------------------------------------------------------------------- S3 on loopback

@@ -148,3 +148,21 @@ def test_a_link_to_a_file_is_replaced_as_a_link(tmp_path: Path) -> None:
     write_json(final, {"new": True})
     assert not final.is_symlink() and json.loads(final.read_text()) == {"new": True}
     assert target.read_text() == "old"
+
+
+def test_a_zombie_writer_counts_as_gone() -> None:
+    """A killed writer that nothing has reaped yet still answers signal 0: its folder is
+    abandoned all the same."""
+    from imdb_sentiment.core import atomic
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    stat = Path(f"/proc/{child.pid}/stat")
+    while stat.read_text().rpartition(")")[2].split()[0] != "Z":  # exited, not reaped
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        assert not atomic._process_is_alive(child.pid)
+    finally:
+        child.wait()
+    assert atomic._process_is_alive(os.getpid())

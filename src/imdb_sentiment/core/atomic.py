@@ -9,7 +9,9 @@ as they were.
 The private folder is created exclusively under a random name, and holds a marker naming
 the process and machine that made it. A later write removes what a killed writer left
 only when that marker is there and its process no longer runs: a file or folder that
-merely looks like a temporary copy is never touched. An output is replaced only when what
+merely looks like a temporary copy is never touched. (A kill in the instant between
+making the folder and marking it leaves an empty folder behind, which stays: nothing in
+it tells it from one that is not ours.) An output is replaced only when what
 stands there is a regular file, a folder or nothing (`core.files.check_replaceable`).
 """
 
@@ -43,7 +45,14 @@ def _process_is_alive(pid: int) -> bool:
         return False
     except PermissionError:  # alive, but another user's
         return True
-    return True
+    # A killed process whose parent died too stays a zombie until something reaps it (in a
+    # container whose first process reaps nothing, for good): it answers signal 0 but
+    # writes nothing any more.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def _marker(folder: Path) -> dict[str, Any] | None:
@@ -95,7 +104,9 @@ def _private_folder(final: Path) -> Path:
         except FileExistsError:
             continue
     marker = {"written_by": OWNER, "name": final.name, "pid": os.getpid()}
-    (folder / MARKER).write_text(json.dumps({**marker, "host": socket.gethostname()}))
+    # Written beside, then renamed: a marker is whole or absent, never cut short.
+    (folder / f"{MARKER}.part").write_text(json.dumps({**marker, "host": socket.gethostname()}))
+    os.replace(folder / f"{MARKER}.part", folder / MARKER)
     return folder
 
 
