@@ -105,8 +105,13 @@ def _private_folder(final: Path) -> Path:
             continue
     marker = {"written_by": OWNER, "name": final.name, "pid": os.getpid()}
     # Written beside, then renamed: a marker is whole or absent, never cut short.
-    (folder / f"{MARKER}.part").write_text(json.dumps({**marker, "host": socket.gethostname()}))
-    os.replace(folder / f"{MARKER}.part", folder / MARKER)
+    try:
+        part = folder / f"{MARKER}.part"
+        part.write_text(json.dumps({**marker, "host": socket.gethostname()}))
+        os.replace(part, folder / MARKER)
+    except BaseException:  # a full disk, Ctrl-C: the folder is this call's own, so it goes
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder
 
 
