@@ -240,12 +240,16 @@ def subprocess_env() -> dict[str, str]:
 
 
 def run(
-    args: list[str], cwd: Path, check: bool = True, timeout: float = 600
+    args: list[str],
+    cwd: Path,
+    check: bool = True,
+    timeout: float = 600,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command in `cwd`; on an unexpected exit status fail with its output shown."""
-    result = subprocess.run(
-        args, cwd=cwd, env=subprocess_env(), capture_output=True, text=True, timeout=timeout
-    )
+    """Run a command in `cwd` (the test environment plus `extra_env`); on an unexpected exit
+    status fail with its output shown."""
+    env = {**subprocess_env(), **(extra_env or {})}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         pytest.fail(
             f"{' '.join(args)} exited {result.returncode}\n"

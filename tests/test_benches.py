@@ -6,28 +6,23 @@ bench/gpu_check.sh has its own test (test_gpu_check.py)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PROJECT_ROOT, subprocess_env, write_parquet_source
+from helpers import PROJECT_ROOT, run, write_parquet_source
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 def run_bench(name: str, data: Path, model: Path, *args: str) -> dict[str, Any]:
-    env = {**subprocess_env(), "IMDB_DATA": str(data), "IMDB_BENCH_MODEL": str(model)}
-    result = subprocess.run(
+    result = run(
         [sys.executable, "-m", f"bench.{name}", *args],
         cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
         timeout=280,
+        extra_env={"IMDB_DATA": str(data), "IMDB_BENCH_MODEL": str(model)},
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

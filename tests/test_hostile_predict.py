@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import unicodedata
+from contextlib import chdir
 from pathlib import Path
 
 import pandas as pd
@@ -395,14 +396,10 @@ def test_an_output_that_is_not_a_regular_file_is_refused(
         return sorted((name, s.st_ino, s.st_mode, s.st_mtime_ns) for name, s in stats)
 
     before = entries()
-    cwd = os.getcwd()
-    os.chdir(workspace)
-    try:
+    with chdir(workspace):
         status, out, err = call_predict(
             ["--model", "linear", "--output", str(output), REVIEW], capsys
         )
-    finally:
-        os.chdir(cwd)
     assert status == 1 and out == ""
     device = {"fifo": "a FIFO", "socket": "a socket", "link-to-fifo": "a FIFO"}
     assert_one_error(
@@ -434,13 +431,9 @@ def test_a_huge_review_is_reported_and_the_others_scored(
     reviews.write_text(f"{REVIEW}\n{huge}\n{NEGATIVE}\n", encoding="utf-8")
     argv = ["--model", "linear", "--model-dir", str(workspace / "models/linear"), "--format"]
     argv += ["jsonl", "--tokenizer", str(workspace / "models/distilbert"), "--file", str(reviews)]
-    cwd = os.getcwd()
-    os.chdir(root)
     started = time.monotonic()
-    try:
+    with chdir(root):
         status, out, err = call_predict(argv, capsys)
-    finally:
-        os.chdir(cwd)
     assert time.monotonic() - started < 60
     assert status == 1
     assert [row["index"] for row in jsonl(out)] == [1, 3]
@@ -457,12 +450,8 @@ def test_the_cap_is_a_param(
     root = long_review_project(tmp_path / "project", workspace, 30)
     argv = ["--model", "linear", "--model-dir", str(workspace / "models/linear")]
     argv += ["--tokenizer", str(workspace / "models/distilbert"), "--format", "jsonl"]
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
+    with chdir(root):
         status, out, err = call_predict([*argv, "Superb.", REVIEW, "", "Dull."], capsys)
-    finally:
-        os.chdir(cwd)
     assert status == 1
     assert [row["index"] for row in jsonl(out)] == [1, 4]
     assert error_lines(err) == [

@@ -363,13 +363,20 @@ def test_tampered_parts_are_scored_again_to_the_same_files(
         assert (out / path.name).read_bytes() == path.read_bytes(), path.name
 
 
+def weightless_models_command(corpus: Path, name: str) -> tuple[Path, list[str]]:
+    """A copy of the models with no weights (`corpus/models-NAME`), and the command that
+    scores DistilBERT from it into `corpus/scores-NAME`."""
+    models = corpus / f"models-{name}"
+    shutil.copytree(corpus / "models", models, ignore=shutil.ignore_patterns("*.safetensors"))
+    command = score_command(corpus, "distilbert", corpus / f"scores-{name}")
+    command[command.index("--models-dir") + 1] = str(models)
+    return models, command
+
+
 def test_a_model_folder_without_weights_is_one_line_before_any_work(
     corpus: Path, ray_address: str
 ) -> None:
-    models = corpus / "models-no-weights"
-    shutil.copytree(corpus / "models", models, ignore=shutil.ignore_patterns("*.safetensors"))
-    command = score_command(corpus, "distilbert", corpus / "scores-no-weights")
-    command[command.index("--models-dir") + 1] = str(models)
+    models, command = weightless_models_command(corpus, "no-weights")
     result = subprocess.run(
         command, cwd=corpus, env=cluster_env(ray_address), capture_output=True, text=True,
         timeout=600,
@@ -390,10 +397,7 @@ WITHOUT_DRIVER_CHECK = (
 def test_workers_that_cannot_start_end_the_run_in_one_line_naming_the_folder(
     corpus: Path, ray_address: str
 ) -> None:
-    models = corpus / "models-workers-fail"
-    shutil.copytree(corpus / "models", models, ignore=shutil.ignore_patterns("*.safetensors"))
-    command = score_command(corpus, "distilbert", corpus / "scores-workers-fail")
-    command[command.index("--models-dir") + 1] = str(models)
+    models, command = weightless_models_command(corpus, "workers-fail")
     command[1:3] = ["-c", WITHOUT_DRIVER_CHECK]
     result = subprocess.run(
         command, cwd=corpus, env=cluster_env(ray_address), capture_output=True, text=True,

@@ -15,7 +15,6 @@ import json
 import logging
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,6 @@ from helpers import (
     make_project_repo,
     run,
     set_params,
-    subprocess_env,
     write_aclimdb,
 )
 from huggingface_hub import ModelCard
@@ -444,16 +442,11 @@ def test_two_processes_train_as_one_with_the_same_effective_batch(
                 "train_distilbert.per_device_train_batch_size": batch,
             },
         )
-        env = dict(subprocess_env(), OMP_NUM_THREADS="1")
-        result = subprocess.run(
+        result = run(
             [sys.executable, "-m", "imdb_sentiment.stages.train_distilbert"],
             cwd=tokenized_project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
+            extra_env={"OMP_NUM_THREADS": "1"},
         )
-        assert result.returncode == 0, result.stderr[-4000:]
         assert f"process {processes} of {processes}" in result.stderr
         return run_record(tokenized_project)
 
