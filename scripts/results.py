@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
+from imdb_sentiment.core.paths import SUMMARIES_DIR, TEST_METRICS_DIR, TEST_PREDICTIONS_DIR
 from imdb_sentiment.evaluation.predictions import PredictionsError, read_summary
 from imdb_sentiment.evaluation.report import accuracy_cell, ordered
 
-METRICS = Path("metrics/test")
-PREDICTIONS = Path("predictions/test")
 COLUMNS = ("f1", "roc_auc", "log_loss")
 ACCURACY_WIDTH = 24
 # The fine-tuned models are named with the base model they were fine-tuned from.
-TRANSFORMER_SUMMARY = Path("summaries/train_distilbert.json")
+TRANSFORMER_SUMMARY = SUMMARIES_DIR / "train_distilbert.json"
 TRANSFORMER_MODELS = ("distilbert", "distilbert_int8")
 
 
@@ -34,7 +32,7 @@ def model_labels(models: list[str]) -> dict[str, str]:
 
 def summary_of(model: str) -> dict[str, Any] | None:
     """The model's predictions summary (reviews, correct), or None when there is none."""
-    path = PREDICTIONS / f"{model}.json"
+    path = TEST_PREDICTIONS_DIR / f"{model}.json"
     try:
         return read_summary(path.read_text(encoding="utf-8"), str(path))
     except (OSError, PredictionsError):
@@ -42,9 +40,11 @@ def summary_of(model: str) -> dict[str, Any] | None:
 
 
 def main() -> None:
-    files = {path.stem: path for path in METRICS.glob("*.json")}
+    files = {path.stem: path for path in TEST_METRICS_DIR.glob("*.json")}
     if not files:
-        sys.exit(f"error: {METRICS}/ holds no results: run `make quick` or `dvc repro` first")
+        sys.exit(
+            f"error: {TEST_METRICS_DIR}/ holds no results: run `make quick` or `dvc repro` first"
+        )
     models = ordered(set(files))
     scores = {model: json.loads(files[model].read_text(encoding="utf-8")) for model in models}
     summaries = {model: summary_of(model) for model in models}
